@@ -1,0 +1,39 @@
+"""Random features, spectral densities, the attention functions and the FLT layers."""
+
+from flt3d.nn.attention import exact_attention, linear_attention
+from flt3d.nn.conv import FLTBlock, FLTConv, set_attention
+from flt3d.nn.densities import (
+    SPECTRA,
+    GaussianKernel,
+    GaussianMixture,
+    IsotropicMixture,
+    LaplaceKernel,
+    LocalRPE,
+    MLPSpectrum,
+    make_spectrum,
+)
+from flt3d.nn.flt_attention import FLTAttention
+from flt3d.nn.random_features import orthogonal_gaussian, positive_features
+from flt3d.nn.spectrum import Spectrum, spectral_features, spectral_rpe
+
+__all__ = [
+    "FLTAttention",
+    "FLTConv",
+    "FLTBlock",
+    "set_attention",
+    "Spectrum",
+    "GaussianMixture",
+    "IsotropicMixture",
+    "GaussianKernel",
+    "LaplaceKernel",
+    "LocalRPE",
+    "MLPSpectrum",
+    "SPECTRA",
+    "make_spectrum",
+    "spectral_features",
+    "spectral_rpe",
+    "orthogonal_gaussian",
+    "positive_features",
+    "linear_attention",
+    "exact_attention",
+]

@@ -1,0 +1,166 @@
+r"""The attention functions on flat batches: linear (random features) and exact (O(N^2)).
+
+Both compute, per graph,
+
+.. math::
+    \mathrm{out}_i = \frac{\sum_j w_{ij} v_j}{\sum_j w_{ij}},
+
+with ``j`` over the tokens of ``i``'s graph (``j <= i`` in causal mode). The linear path takes
+feature maps with :math:`w_{ij} \approx \phi_Q(i)\cdot\phi_K(j)`; the exact path takes the
+logits and the RPE of every pair.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+from torch_geometric.utils import scatter, softmax
+
+__all__ = ["linear_attention", "exact_attention"]
+
+# Largest number of elements of a per-token [n, H, M, E] outer product held at once.
+_CHUNK_ELEMENTS = 1 << 23
+
+
+def _chunks(n: int, per_row: int) -> list[slice]:
+    size = max(1, _CHUNK_ELEMENTS // max(per_row, 1))
+    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def _maybe_checkpoint(fn, *args):
+    if torch.is_grad_enabled() and any(a.requires_grad for a in args if isinstance(a, Tensor)):
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
+def _read_state(phi_q: Tensor, state: Tensor, batch: Tensor) -> Tensor:
+    return torch.einsum("nhm,nhme->nhe", phi_q, state[batch])
+
+
+def _causal_chunk(
+    phi_q: Tensor, phi_k: Tensor, v: Tensor, batch: Tensor, state: Tensor
+) -> tuple[Tensor, Tensor]:
+    kv = torch.einsum("nhm,nhe->nhme", phi_k, v)
+    prefix = kv.cumsum(0)
+    # rows of one graph are contiguous here: subtract the prefix before the graph's first row
+    start = torch.searchsorted(batch, batch)
+    before = torch.where(
+        (start > 0).view(-1, 1, 1, 1), prefix[(start - 1).clamp_min(0)], torch.zeros_like(kv[:1])
+    )
+    seen = state[batch] + prefix - before
+    out = torch.einsum("nhm,nhme->nhe", phi_q, seen)
+    return out, state.index_add(0, batch, kv)
+
+
+def linear_attention(
+    phi_q: Tensor,
+    phi_k: Tensor,
+    v: Tensor,
+    batch: Tensor,
+    num_graphs: int,
+    *,
+    causal: bool = False,
+) -> Tensor:
+    r"""Normalised linear attention with positive feature maps on a flat batch.
+
+    .. math::
+        S_g = \sum_{j \in g} \phi_K(j)\, [v_j, 1]^\top, \qquad
+        \mathrm{out}_i = \frac{\phi_Q(i)^\top S_{g(i)}[:, :e]}{\phi_Q(i)^\top S_{g(i)}[:, e]}
+
+    Per-graph sums are segment sums (no padding); causal mode is a prefix sum within each
+    graph in token order. Work is chunked over tokens and recomputed in the backward pass, so
+    no ``[N, H, M, E]`` tensor is kept and memory stays ``O(N (M + E) H)``.
+
+    Args:
+        phi_q: query features, ``[N, H, M]``, non-negative.
+        phi_k: key features, ``[N, H, M]``, non-negative.
+        v: values, ``[N, H, E]``.
+        batch: graph id per token, ``[N]`` long.
+        num_graphs: number of graphs ``G``.
+        causal: attend only to earlier tokens of the same graph (and the token itself).
+
+    Returns:
+        ``[N, H, E]``.
+    """
+    n, heads, m = phi_q.shape
+    if n == 0:
+        return v.new_zeros(v.shape)
+    perm = None
+    if causal and bool((batch[1:] < batch[:-1]).any()):
+        perm = torch.argsort(batch, stable=True)
+        phi_q, phi_k, v, batch = phi_q[perm], phi_k[perm], v[perm], batch[perm]
+    v1 = torch.cat([v, v.new_ones(n, heads, 1)], dim=-1)
+    e = v1.shape[-1]
+    chunks = _chunks(n, heads * m * e)
+    if causal:
+        state = v1.new_zeros(num_graphs, heads, m, e)
+        outs = []
+        for sl in chunks:
+            out, state = _maybe_checkpoint(
+                _causal_chunk, phi_q[sl], phi_k[sl], v1[sl], batch[sl], state
+            )
+            outs.append(out)
+        out = torch.cat(outs, dim=0)
+    elif num_graphs == 1:
+        state = torch.einsum("nhm,nhe->hme", phi_k, v1)
+        out = torch.einsum("nhm,hme->nhe", phi_q, state)
+    else:
+        state = v1.new_zeros(num_graphs, heads, m, e)
+        for sl in chunks:
+            state = state.index_add(0, batch[sl], torch.einsum("nhm,nhe->nhme", phi_k[sl], v1[sl]))
+        out = torch.cat(
+            [_maybe_checkpoint(_read_state, phi_q[sl], state, batch[sl]) for sl in chunks], dim=0
+        )
+    tiny = torch.finfo(out.dtype).tiny
+    out = out[..., :-1] / out[..., -1:].clamp_min(tiny)
+    if perm is not None:
+        out = torch.empty_like(out).index_copy_(0, perm, out)
+    return out
+
+
+def exact_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    pairs: tuple[Tensor, Tensor],
+    *,
+    rpe: Tensor | None = None,
+    mask: str = "exp",
+) -> Tensor:
+    r"""Exact softmax-kernel attention over the given token pairs, with an RPE per pair.
+
+    .. math::
+        w_{ij} = e^{q_i\cdot k_j/\sqrt d + M_{ij}}\ (\texttt{exp}) \quad\text{or}\quad
+        w_{ij} = e^{q_i\cdot k_j/\sqrt d}\, M_{ij}\ (\texttt{mul})
+
+    Args:
+        q: queries, ``[N, H, d]``.
+        k: keys, ``[N, H, d]``.
+        v: values, ``[N, H, E]``.
+        pairs: ``(i, j)`` from :func:`flt3d.nn.graph.graph_pairs`, each ``[P]``.
+        rpe: the RPE :math:`M_{ij}` of each pair, ``[P, H]``; ``None`` for none.
+        mask: ``"exp"`` (added to the logits) or ``"mul"`` (multiplies the kernel).
+
+    Returns:
+        ``[N, H, E]``.
+    """
+    i, j = pairs
+    n = q.shape[0]
+    logits = (q[i] * k[j]).sum(-1) / math.sqrt(q.shape[-1])
+    if mask == "exp":
+        if rpe is not None:
+            logits = logits + rpe
+        alpha = softmax(logits, i, num_nodes=n, dim=0)
+        return scatter(alpha.unsqueeze(-1) * v[j], i, dim=0, dim_size=n, reduce="sum")
+    if mask != "mul":
+        raise ValueError(f"mask must be 'exp' or 'mul', got {mask!r}")
+    peak = scatter(logits.detach(), i, dim=0, dim_size=n, reduce="max")
+    w = torch.exp(logits - peak[i])
+    if rpe is not None:
+        w = w * rpe
+    num = scatter(w.unsqueeze(-1) * v[j], i, dim=0, dim_size=n, reduce="sum")
+    den = scatter(w, i, dim=0, dim_size=n, reduce="sum").unsqueeze(-1)
+    return num / den.clamp_min(torch.finfo(den.dtype).tiny)

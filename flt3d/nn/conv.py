@@ -1,0 +1,168 @@
+"""FLTConv: a PyG-compatible layer around FLTAttention, and a pre-norm residual FLT block."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from flt3d.nn.flt_attention import FLTAttention
+
+__all__ = ["FLTConv", "FLTBlock", "set_attention"]
+
+
+class FLTConv(nn.Module):
+    r"""FourierLearner attention as a point-cloud layer: ``forward(x, pos, batch)``.
+
+    .. math::
+        x'_i = W_o \,\mathrm{FLTAttention}(W_q x, W_k x, W_v x, \mathrm{pos}, \mathrm{batch})_i
+
+    Args:
+        in_channels: input channels ``C``.
+        out_channels: output channels.
+        heads: attention heads (default ``8``).
+        head_channels: channels per head (default ``out_channels // heads``).
+        pos_dim: coordinate dimension (default ``3``).
+        attention: ``"linear"`` or ``"exact"`` (default ``"linear"``).
+        bias: add biases to the projections (default ``True``).
+        **options: further :class:`~flt3d.nn.FLTAttention` options (``spectrum``, ``mask``,
+            ``num_features``, ``num_frequencies``, ``causal``, ``length_scale``, ...).
+
+    Shapes:
+        - **input:** x ``[N, C]``, pos ``[N, pos_dim]``, batch ``[N]`` (optional).
+        - **output:** ``[N, out_channels]``.
+
+    Example:
+        >>> import torch
+        >>> conv = FLTConv(16, 32, heads=4)
+        >>> conv
+        FLTConv(16, 32, heads=4)
+        >>> conv(torch.randn(10, 16), torch.randn(10, 3)).shape
+        torch.Size([10, 32])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        heads: int = 8,
+        head_channels: int | None = None,
+        pos_dim: int = 3,
+        attention: str = "linear",
+        bias: bool = True,
+        **options,
+    ) -> None:
+        super().__init__()
+        if head_channels is None:
+            if out_channels % heads:
+                raise ValueError(
+                    f"out_channels ({out_channels}) must be divisible by heads ({heads}), "
+                    "or give head_channels"
+                )
+            head_channels = out_channels // heads
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.heads = heads
+        self.head_channels = head_channels
+        self.qkv = nn.Linear(in_channels, 3 * heads * head_channels, bias=bias)
+        self.attn = FLTAttention(heads, head_channels, pos_dim, attention=attention, **options)
+        self.out = nn.Linear(heads * head_channels, out_channels, bias=bias)
+        self.reset_parameters()
+
+    @property
+    def attention(self) -> str:
+        """``"linear"`` or ``"exact"``, forwarded to the attention module."""
+        return self.attn.attention
+
+    @attention.setter
+    def attention(self, value: str) -> None:
+        self.attn.attention = value
+
+    def reset_parameters(self) -> None:
+        """Reset projections and spectral parameters; redraw random features."""
+        self.qkv.reset_parameters()
+        self.out.reset_parameters()
+        self.attn.reset_parameters()
+
+    def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
+        if x.dim() != 2 or x.shape[1] != self.in_channels:
+            raise ValueError(f"x must be [N, {self.in_channels}], got {tuple(x.shape)}")
+        q, k, v = self.qkv(x).view(-1, 3, self.heads, self.head_channels).unbind(1)
+        return self.out(self.attn(q, k, v, pos, batch).flatten(1))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, heads={self.heads})"
+
+
+class FLTBlock(nn.Module):
+    r"""Pre-norm residual FLT block: attention then a two-layer MLP.
+
+    .. math::
+        x \leftarrow x + \mathrm{FLTConv}(\mathrm{LN}(x)),\qquad
+        x \leftarrow x + \mathrm{MLP}(\mathrm{LN}(x))
+
+    Args:
+        channels: feature channels (in and out).
+        heads: attention heads (default ``8``).
+        pos_dim: coordinate dimension (default ``3``).
+        mlp_ratio: hidden width of the MLP over ``channels`` (default ``2.0``).
+        dropout: dropout after attention and MLP (default ``0.0``).
+        **options: :class:`FLTConv` / :class:`~flt3d.nn.FLTAttention` options.
+
+    Shapes:
+        - **input:** x ``[N, channels]``, pos ``[N, pos_dim]``, batch ``[N]`` (optional).
+        - **output:** ``[N, channels]``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        heads: int = 8,
+        pos_dim: int = 3,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.0,
+        **options,
+    ) -> None:
+        super().__init__()
+        self.channels = channels
+        self.norm1 = nn.LayerNorm(channels)
+        self.conv = FLTConv(channels, channels, heads=heads, pos_dim=pos_dim, **options)
+        self.norm2 = nn.LayerNorm(channels)
+        hidden = int(round(mlp_ratio * channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, channels)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Reset norms, attention and MLP."""
+        self.norm1.reset_parameters()
+        self.norm2.reset_parameters()
+        self.conv.reset_parameters()
+        for layer in self.mlp:
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+
+    def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
+        x = x + self.dropout(self.conv(self.norm1(x), pos, batch))
+        return x + self.dropout(self.mlp(self.norm2(x)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.channels}, heads={self.conv.heads})"
+
+
+def set_attention(module: nn.Module, attention: str) -> nn.Module:
+    """Switch every :class:`~flt3d.nn.FLTAttention` inside ``module`` to ``attention``.
+
+    Args:
+        module: any module.
+        attention: ``"linear"`` or ``"exact"``.
+
+    Returns:
+        ``module``, for chaining.
+    """
+    for m in module.modules():
+        if isinstance(m, FLTAttention):
+            m.attention = attention
+    return module

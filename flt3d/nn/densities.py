@@ -1,0 +1,354 @@
+r"""Spectral density families :math:`g_\theta`, one density per head.
+
+Each family learns :math:`g_\theta` and reads it out at the layer's frequencies as importance
+weights :math:`a_r = g_\theta(\xi_r)/p(\xi_r)`. Widths are bounded by the proposal's
+(:math:`\sigma \le s`), so the weights stay bounded and the estimator's variance with them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from flt3d.nn.spectrum import Spectrum, cauchy_log_density
+
+__all__ = [
+    "GaussianMixture",
+    "IsotropicMixture",
+    "GaussianKernel",
+    "LaplaceKernel",
+    "LocalRPE",
+    "MLPSpectrum",
+    "SPECTRA",
+    "make_spectrum",
+]
+
+
+def _logit(p: Tensor) -> Tensor:
+    return torch.log(p) - torch.log1p(-p)
+
+
+class GaussianMixture(Spectrum):
+    r"""Gaussian-mixture spectral density (anisotropic by default).
+
+    .. math::
+        g(\xi) = \sum_b w_b\, \mathcal{N}(\xi; \mu_b, \mathrm{diag}\,\sigma_b^2), \qquad
+        f(\Delta) = \sum_b w_b\, e^{-2\pi^2 \Delta^\top \mathrm{diag}(\sigma_b^2) \Delta}
+        \cos(2\pi\mu_b\cdot\Delta)
+
+    (plus :math:`\sin(2\pi\mu_b\cdot\Delta)` when ``directional``). The widths are
+    :math:`\sigma_b = s\,\mathrm{sigmoid}(\cdot) < s`, so spatial decay lengths are at least
+    ``length_scale`` and the importance weights are bounded.
+
+    Args:
+        heads: number of heads.
+        pos_dim: coordinate dimension ``D``.
+        num_components: mixture components ``B`` per head (default ``4``).
+        isotropic: zero means and one scalar width per component, so :math:`f` depends on
+            :math:`\lVert\Delta\rVert` only (default ``False``).
+        directional: add the odd part, a direction-dependent RPE (default ``False``).
+        init_scale: initial total weight :math:`\sum_b w_b = f(0)` (default ``1.0``).
+        **kwargs: :class:`~flt3d.nn.spectrum.Spectrum` options (``num_frequencies``,
+            ``length_scale``, ``learnable_frequencies``).
+
+    Example:
+        >>> import torch
+        >>> g = GaussianMixture(2, 3, num_frequencies=8)
+        >>> g(torch.zeros(5, 3)).shape
+        torch.Size([5, 2])
+    """
+
+    def __init__(
+        self,
+        heads: int,
+        pos_dim: int,
+        *,
+        num_components: int = 4,
+        isotropic: bool = False,
+        directional: bool = False,
+        init_scale: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(heads, pos_dim, **kwargs)
+        if num_components < 1:
+            raise ValueError(f"num_components must be positive, got {num_components}")
+        if isotropic and directional:
+            raise ValueError("an isotropic mixture has zero means and cannot be directional")
+        self.num_components = num_components
+        self.isotropic = isotropic
+        self.directional = directional
+        self.init_scale = init_scale
+        width_dim = 1 if isotropic else pos_dim
+        self.weight = nn.Parameter(torch.empty(heads, num_components))
+        self.width_logit = nn.Parameter(torch.empty(heads, num_components, width_dim))
+        if isotropic:
+            self.register_buffer("mean", torch.zeros(heads, num_components, pos_dim))
+        else:
+            self.mean = nn.Parameter(torch.empty(heads, num_components, pos_dim))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Equal weights, widths spread geometrically from 0.9 s to 0.3 s, small random means."""
+        self.weight.fill_(self.init_scale / self.num_components)
+        b = self.num_components
+        ratios = 0.9 * (1 / 3) ** (torch.arange(b) / max(b - 1, 1))
+        self.width_logit.copy_(_logit(ratios).view(1, b, 1).expand_as(self.width_logit))
+        if not self.isotropic:
+            self.mean.normal_(0.0, 0.1 * self.proposal_scale)
+
+    @property
+    def width(self) -> Tensor:
+        """Component widths :math:`\\sigma_b`, ``[H, B, 1 or D]``."""
+        return self.proposal_scale * torch.sigmoid(self.width_logit)
+
+    def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
+        sigma = self.width.to(xi.dtype)
+        diff = (xi.unsqueeze(1) - self.mean.to(xi.dtype).unsqueeze(2)) / sigma.unsqueeze(2)
+        log_sigma = sigma.log().sum(-1) * (self.pos_dim if self.isotropic else 1)
+        log_n = (
+            -0.5 * diff.pow(2).sum(-1)
+            - log_sigma.unsqueeze(-1)
+            - 0.5 * self.pos_dim * math.log(2 * math.pi)
+        )
+        ratio = torch.exp(log_n - self.log_proposal(xi).unsqueeze(1))
+        a = torch.einsum("hb,hbr->hr", self.weight.to(xi.dtype), ratio)
+        return a, (a if self.directional else torch.zeros_like(a))
+
+    def limit(self, delta: Tensor) -> Tensor:
+        self._check_delta(delta)
+        sigma = self.width.to(delta.dtype)
+        d = delta.unsqueeze(-2).unsqueeze(-2)  # [..., 1, 1, D]
+        quad = (d.pow(2) * sigma.pow(2)).sum(-1)  # [..., H, B]
+        phase = 2 * math.pi * (d * self.mean.to(delta.dtype)).sum(-1)
+        wave = phase.cos() + (phase.sin() if self.directional else 0.0)
+        envelope = torch.exp(-2 * math.pi**2 * quad)
+        return (self.weight.to(delta.dtype) * envelope * wave).sum(-1)
+
+    def extra_repr(self) -> str:
+        return (
+            super().extra_repr()
+            + f", num_components={self.num_components}, isotropic={self.isotropic}"
+            + f", directional={self.directional}"
+        )
+
+
+class IsotropicMixture(GaussianMixture):
+    r"""Isotropic Gaussian mixture: :math:`f(\Delta) = \sum_b w_b e^{-2\pi^2\sigma_b^2\lVert\Delta\rVert^2}`.
+
+    :math:`f` depends on :math:`\lVert\Delta\rVert` only, the rotation-invariant choice for
+    molecules (:math:`\hat f` is rotation invariant in expectation over the frequencies).
+    Same options as :class:`GaussianMixture` without ``isotropic`` and ``directional``.
+    """
+
+    def __init__(self, heads: int, pos_dim: int, **kwargs) -> None:
+        super().__init__(heads, pos_dim, isotropic=True, **kwargs)
+
+
+class GaussianKernel(GaussianMixture):
+    r"""Shift-invariant Gaussian kernel :math:`f(\Delta) = h\,e^{-\lVert\Delta\rVert^2/(2\ell^2)}`.
+
+    A one-component isotropic mixture: :math:`\sigma = 1/(2\pi\ell)`, learnable ``h`` and
+    :math:`\ell \ge` ``length_scale``.
+    """
+
+    def __init__(self, heads: int, pos_dim: int, **kwargs) -> None:
+        super().__init__(heads, pos_dim, isotropic=True, num_components=1, **kwargs)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """``h = init_scale`` and ``l = 2 * length_scale``."""
+        self.weight.fill_(self.init_scale)
+        self.width_logit.fill_(float(_logit(torch.tensor(0.5))))
+
+
+class LaplaceKernel(Spectrum):
+    r"""Shift-invariant Laplace kernel :math:`f(\Delta) = h\,e^{-\lVert\Delta\rVert/\ell}`.
+
+    Its spectral density is a multivariate Cauchy law of scale :math:`\gamma = 1/(2\pi\ell)`;
+    its heavy tails call for a Cauchy proposal of scale :math:`s \ge \gamma`, which keeps the
+    weights bounded by :math:`h (s/\gamma)^D`.
+
+    Args:
+        heads: number of heads.
+        pos_dim: coordinate dimension ``D``.
+        init_scale: initial height ``h`` (default ``1.0``).
+        **kwargs: :class:`~flt3d.nn.spectrum.Spectrum` options.
+    """
+
+    def __init__(self, heads: int, pos_dim: int, *, init_scale: float = 1.0, **kwargs) -> None:
+        kwargs.setdefault("proposal", "cauchy")
+        super().__init__(heads, pos_dim, **kwargs)
+        self.init_scale = init_scale
+        self.height = nn.Parameter(torch.empty(heads))
+        self.scale_logit = nn.Parameter(torch.empty(heads))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """``h = init_scale`` and ``l = 2 * length_scale``."""
+        self.height.fill_(self.init_scale)
+        self.scale_logit.zero_()
+
+    @property
+    def gamma(self) -> Tensor:
+        """Cauchy scales :math:`\\gamma = 1/(2\\pi\\ell)`, ``[H]``."""
+        return self.proposal_scale * torch.sigmoid(self.scale_logit)
+
+    def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
+        gamma = self.gamma.to(xi.dtype).view(-1, 1)
+        log_g = cauchy_log_density(xi, gamma)
+        a = self.height.to(xi.dtype).view(-1, 1) * torch.exp(log_g - self.log_proposal(xi))
+        return a, torch.zeros_like(a)
+
+    def limit(self, delta: Tensor) -> Tensor:
+        self._check_delta(delta)
+        r = delta.norm(dim=-1, keepdim=True)
+        return self.height.to(delta.dtype) * torch.exp(
+            -2 * math.pi * self.gamma.to(delta.dtype) * r
+        )
+
+
+class LocalRPE(Spectrum):
+    r"""Local RPE: a mask concentrated on :math:`\lVert\Delta\rVert_\infty \le v`, ``v`` learnable.
+
+    A box of half-width ``v`` has the spectrum :math:`2v\,\mathrm{sinc}(2v\xi)` per axis. The
+    box is smoothed by a Gaussian of width :math:`\tau =` ``length_scale``, which multiplies the
+    spectrum by :math:`e^{-2\pi^2\tau^2\xi^2}`, exactly the proposal's decay, so the weights
+    are bounded sincs:
+
+    .. math::
+        f(\Delta) = h \prod_d \tfrac12\Big[\mathrm{erf}\tfrac{v + \Delta_d}{\sqrt2\tau}
+        + \mathrm{erf}\tfrac{v - \Delta_d}{\sqrt2\tau}\Big].
+
+    Args:
+        heads: number of heads.
+        pos_dim: coordinate dimension ``D``.
+        radius: initial half-width ``v`` in coordinate units (default ``4 * length_scale``).
+        init_scale: initial height ``h`` (default ``1.0``).
+        **kwargs: :class:`~flt3d.nn.spectrum.Spectrum` options.
+    """
+
+    def __init__(
+        self,
+        heads: int,
+        pos_dim: int,
+        *,
+        radius: float | None = None,
+        init_scale: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(heads, pos_dim, **kwargs)
+        self.init_radius = 4 * self.length_scale if radius is None else float(radius)
+        if not self.init_radius > 0:
+            raise ValueError(f"radius must be positive, got {radius}")
+        self.init_scale = init_scale
+        self.height = nn.Parameter(torch.empty(heads))
+        self.radius_raw = nn.Parameter(torch.empty(heads))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """``h = init_scale`` and ``v = radius``."""
+        self.height.fill_(self.init_scale)
+        self.radius_raw.fill_(math.log(math.expm1(self.init_radius)))
+
+    @property
+    def radius(self) -> Tensor:
+        """Half-widths ``v``, ``[H]``."""
+        return nn.functional.softplus(self.radius_raw)
+
+    def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
+        v = self.radius.to(xi.dtype).view(-1, 1, 1)
+        per_axis = 2 * v * torch.sinc(2 * v * xi) * math.sqrt(2 * math.pi) * self.proposal_scale
+        a = self.height.to(xi.dtype).view(-1, 1) * per_axis.prod(-1)
+        return a, torch.zeros_like(a)
+
+    def limit(self, delta: Tensor) -> Tensor:
+        self._check_delta(delta)
+        v = self.radius.to(delta.dtype)
+        d = delta.unsqueeze(-2)  # [..., 1, D]
+        c = math.sqrt(2) * self.length_scale
+        box = 0.5 * (torch.erf((v[:, None] + d) / c) + torch.erf((v[:, None] - d) / c))
+        return self.height.to(delta.dtype) * box.prod(-1)
+
+
+class MLPSpectrum(Spectrum):
+    r"""A small MLP density for the general case: :math:`g_\theta(\xi) = p(\xi)\,\mathrm{MLP}_\theta(\xi/s)`.
+
+    The MLP returns both the even weight ``a`` and the odd (directional) weight ``b`` of every
+    head. There is no closed form; :meth:`limit` is a large Monte Carlo sum.
+
+    Args:
+        heads: number of heads.
+        pos_dim: coordinate dimension ``D``.
+        hidden_channels: MLP width (default ``32``).
+        init_scale: initial constant ``a`` (default ``1.0``): :math:`f` starts as a Gaussian of
+            width ``length_scale``.
+        **kwargs: :class:`~flt3d.nn.spectrum.Spectrum` options.
+    """
+
+    def __init__(
+        self,
+        heads: int,
+        pos_dim: int,
+        *,
+        hidden_channels: int = 32,
+        init_scale: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(heads, pos_dim, **kwargs)
+        self.init_scale = init_scale
+        self.net = nn.Sequential(
+            nn.Linear(pos_dim, hidden_channels),
+            nn.SiLU(),
+            nn.Linear(hidden_channels, hidden_channels),
+            nn.SiLU(),
+            nn.Linear(hidden_channels, 2 * heads),
+        )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Default layer init, then a small last layer whose bias gives ``a = init_scale``."""
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+        last = self.net[-1]
+        last.weight.mul_(0.1)
+        last.bias.zero_()
+        last.bias[: self.heads] = self.init_scale
+
+    def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.net(xi / self.proposal_scale)  # [H, R, 2H]: head h reads outputs h, H + h
+        idx = torch.arange(self.heads, device=xi.device)
+        return out[idx, :, idx], out[idx, :, self.heads + idx]
+
+
+SPECTRA: dict[str, type[Spectrum]] = {
+    "gaussian_mixture": GaussianMixture,
+    "isotropic_mixture": IsotropicMixture,
+    "gaussian": GaussianKernel,
+    "laplace": LaplaceKernel,
+    "local": LocalRPE,
+    "mlp": MLPSpectrum,
+}
+
+
+def make_spectrum(name: str | None, heads: int, pos_dim: int, **kwargs) -> Spectrum | None:
+    """Build a spectral density by name (``None`` means no RPE).
+
+    Args:
+        name: one of :data:`SPECTRA` (``"gaussian_mixture"``, ``"isotropic_mixture"``,
+            ``"gaussian"``, ``"laplace"``, ``"local"``, ``"mlp"``) or ``None``.
+        heads: number of heads.
+        pos_dim: coordinate dimension.
+        **kwargs: options of the chosen family.
+    """
+    if name is None:
+        return None
+    if name not in SPECTRA:
+        raise ValueError(f"spectrum must be one of {sorted(SPECTRA)} or None, got {name!r}")
+    return SPECTRA[name](heads, pos_dim, **kwargs)

@@ -1,0 +1,77 @@
+"""Flat-batch helpers: graph counts, per-graph centring and within-graph token pairs."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.utils import scatter
+
+__all__ = ["center_pos", "graph_pairs", "check_batch"]
+
+
+def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> tuple[Tensor, int]:
+    """Validate a PyG ``batch`` vector (or make one for a single graph).
+
+    Args:
+        batch: graph id per node, ``[N]`` long, or ``None`` for one graph.
+        num_nodes: ``N``.
+        device: device of the returned default.
+
+    Returns:
+        ``(batch, num_graphs)``.
+    """
+    if batch is None:
+        return torch.zeros(num_nodes, dtype=torch.long, device=device), 1
+    if not isinstance(batch, Tensor):
+        raise ValueError(f"batch must be a tensor of graph ids, got {type(batch).__name__}")
+    if batch.dtype != torch.long:
+        raise ValueError(f"batch must have dtype torch.long (int64), got {batch.dtype}")
+    if batch.dim() != 1 or batch.numel() != num_nodes:
+        raise ValueError(f"batch must be [N] = [{num_nodes}], got {tuple(batch.shape)}")
+    if num_nodes == 0:
+        return batch, 0
+    if int(batch.min()) < 0:
+        raise ValueError("batch must hold non-negative graph ids")
+    return batch, int(batch.max()) + 1
+
+
+def center_pos(pos: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+    """Subtract each graph's centroid from its coordinates.
+
+    Relative encodings only see differences, so this changes no exact quantity; it makes
+    translation invariance exact for the random-feature estimate and keeps phases small.
+
+    Shapes:
+        pos ``[N, D]``, batch ``[N]`` → ``[N, D]``.
+    """
+    centroid = scatter(pos, batch, dim=0, dim_size=num_graphs, reduce="mean")
+    return pos - centroid[batch]
+
+
+def graph_pairs(batch: Tensor, num_graphs: int, *, causal: bool = False) -> tuple[Tensor, Tensor]:
+    """All ordered token pairs ``(i, j)`` that lie in the same graph (``j <= i`` if causal).
+
+    Token order within a graph is the order of the rows; the batch vector need not be sorted.
+    The pair count is the sum of squared graph sizes: this is the O(N^2) reference path.
+
+    Args:
+        batch: graph id per node, ``[N]``.
+        num_graphs: number of graphs.
+        causal: keep only ``j`` at or before ``i`` in token order.
+
+    Returns:
+        ``(i, j)``, each ``[P]`` long, grouped by ``i``.
+    """
+    n = batch.numel()
+    device = batch.device
+    perm = torch.argsort(batch, stable=True)
+    sorted_batch = batch[perm]
+    counts = torch.bincount(sorted_batch, minlength=num_graphs)
+    ptr = torch.cumsum(counts, 0) - counts
+    local = torch.arange(n, device=device) - ptr[sorted_batch]
+    fan = local + 1 if causal else counts[sorted_batch]
+    i_sorted = torch.repeat_interleave(torch.arange(n, device=device), fan)
+    first = torch.cumsum(fan, 0) - fan
+    offset = torch.arange(i_sorted.numel(), device=device) - first[i_sorted]
+    j_sorted = ptr[sorted_batch][i_sorted] + offset
+    return perm[i_sorted], perm[j_sorted]
