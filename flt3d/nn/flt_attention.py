@@ -8,11 +8,13 @@ from torch import Tensor, nn
 from flt3d.nn.attention import exact_attention, linear_attention
 from flt3d.nn.densities import make_spectrum
 from flt3d.nn.graph import center_pos, check_batch, graph_pairs
-from flt3d.nn.random_features import orthogonal_gaussian, positive_features
+from flt3d.nn.random_features import causal_shift, orthogonal_gaussian, positive_features
 
 __all__ = ["FLTAttention"]
 
 MASKS = ("exp", "mul")
+# Relative floor of the ``mul`` mask: M >= MUL_FLOOR * A keeps every row's weights positive.
+MUL_FLOOR = 1e-3
 ATTENTIONS = ("linear", "exact")
 
 
@@ -34,11 +36,12 @@ class FLTAttention(nn.Module):
     of features grows.
 
     ``mul`` stabiliser: :math:`\hat f` alone can be negative for a single draw of frequencies,
-    which lets the normaliser cross zero. The mask is therefore shifted by the spectral mass
-    :math:`A = \frac1R\sum_r\sqrt{a_r^2+b_r^2} \ge |\hat f|`, so :math:`0 \le A + \hat f \le 2A`
-    for every draw, and the normaliser is a sum of non-negative terms. The cost is one more
-    spectral feature and a bounded contrast (the mask varies within a factor range
-    :math:`[0, 2A]`). Its features are the outer product of kernel and spectral features,
+    which lets the normaliser cross zero. The mask is therefore shifted by slightly more than the
+    spectral mass :math:`A = \frac1R\sum_r\sqrt{a_r^2+b_r^2} \ge |\hat f|`: with
+    :math:`c = (1 + 10^{-3})A`, :math:`10^{-3}A \le c + \hat f \le 2.001A` for every draw, so
+    the normaliser is a sum of positive terms (a token always sees at least itself). The cost
+    is one more spectral feature and a bounded contrast: the mask can vary by a factor of
+    about 2000, not more. Its features are the outer product of kernel and spectral features,
     ``num_features * (2R + 1)`` per head, against ``num_features`` for ``exp``.
 
     Args:
@@ -149,8 +152,9 @@ class FLTAttention(nn.Module):
     def rpe(self, delta: Tensor) -> Tensor:
         r"""The RPE the layer applies, in both modes: ``delta [..., D]`` → ``[..., H]``.
 
-        :math:`\hat f(\Delta)` for ``exp`` (added to the logits) and :math:`A + \hat f(\Delta)`
-        for ``mul`` (the kernel's factor); zeros / ones without a spectrum.
+        :math:`\hat f(\Delta)` for ``exp`` (added to the logits) and :math:`c + \hat f(\Delta)`
+        for ``mul`` (the kernel's factor, :math:`c` the shift above); zeros / ones without a
+        spectrum.
         """
         if delta.dim() < 1 or delta.shape[-1] != self.pos_dim:
             raise ValueError(f"delta must be [..., {self.pos_dim}], got {tuple(delta.shape)}")
@@ -158,7 +162,11 @@ class FLTAttention(nn.Module):
             fill = 0.0 if self.mask == "exp" else 1.0
             return delta.new_full((*delta.shape[:-1], self.heads), fill)
         f = self.spectrum(delta)
-        return f + self.spectrum.mass().to(f.dtype) if self.mask == "mul" else f
+        return f + self.mul_shift().to(f.dtype) if self.mask == "mul" else f
+
+    def mul_shift(self) -> Tensor:
+        """The ``mul`` mask's shift :math:`c = (1 + 10^{-3}) A`, per head, ``[H]``."""
+        return (1 + MUL_FLOOR) * self.spectrum.mass()
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, batch: Tensor | None = None):
         """Attend; see the class docstring for shapes."""
@@ -171,6 +179,21 @@ class FLTAttention(nn.Module):
             if self.spectrum is not None:
                 rpe = self.rpe(pos[pairs[0]] - pos[pairs[1]])
             return exact_attention(q, k, v, pairs, rpe=rpe, mask=self.mask)
+        phi_q, phi_k = self.feature_maps(q, k, pos, batch, num_graphs)
+        return linear_attention(phi_q, phi_k, v, batch, num_graphs, causal=self.causal)
+
+    def feature_maps(
+        self, q: Tensor, k: Tensor, pos: Tensor, batch: Tensor, num_graphs: int
+    ) -> tuple[Tensor, Tensor]:
+        r"""Positive feature maps with :math:`\phi_Q(i)\cdot\phi_K(j) \propto w_{ij}` in expectation.
+
+        Queries are shifted per row, keys per graph (bidirectional) or by a fixed bound
+        (causal, so no token sees later ones); the shifts cancel in normalised attention.
+        ``pos`` must already be centred per graph.
+
+        Returns:
+            ``(phi_q, phi_k)``, each ``[N, H, F]`` with ``F = m`` (``exp``) or ``m (2R + 1)``.
+        """
         scale = self.head_channels**-0.25
         xq, xk = q * scale, k * scale
         psi = None if self.spectrum is None else self.spectrum.features(pos)
@@ -178,14 +201,48 @@ class FLTAttention(nn.Module):
             xq = torch.cat([xq, psi[0]], dim=-1)
             xk = torch.cat([xk, psi[1]], dim=-1)
         phi_q, _ = positive_features(xq, self.projection)
-        phi_k, _ = positive_features(xk, self.projection, index=batch, num_segments=num_graphs)
+        if self.causal:
+            shift = causal_shift(self.projection, xk.dtype).unsqueeze(0)
+            phi_k, _ = positive_features(xk, self.projection, shift=shift)
+        else:
+            phi_k, _ = positive_features(xk, self.projection, index=batch, num_segments=num_graphs)
         if psi is not None and self.mask == "mul":
-            shift = self.spectrum.mass().to(q.dtype).sqrt().expand(q.shape[0], -1).unsqueeze(-1)
+            shift = self.mul_shift().to(q.dtype).sqrt().expand(q.shape[0], -1).unsqueeze(-1)
             psi_q = torch.cat([shift, psi[0]], dim=-1)
             psi_k = torch.cat([shift, psi[1]], dim=-1)
             phi_q = (phi_q.unsqueeze(-1) * psi_q.unsqueeze(-2)).flatten(-2)
             phi_k = (phi_k.unsqueeze(-1) * psi_k.unsqueeze(-2)).flatten(-2)
-        return linear_attention(phi_q, phi_k, v, batch, num_graphs, causal=self.causal)
+        return phi_q, phi_k
+
+    def kernel(self, q: Tensor, k: Tensor, pos: Tensor) -> Tensor:
+        r"""The unnormalised attention weights :math:`w_{ij}` of one graph, ``[N, N, H]``.
+
+        In exact mode the weights of the class formula; in linear mode their random-feature
+        estimate with the shifts undone, an unbiased estimate of the former. Dense: for tests
+        and plots on small inputs. The causal mask is not applied.
+        """
+        self._check_inputs(q, k, k, pos)
+        batch, num_graphs = check_batch(None, q.shape[0], q.device)
+        pos = center_pos(pos.to(q.dtype), batch, num_graphs)
+        if self.attention == "exact":
+            logits = torch.einsum("ihd,jhd->ijh", q, k) / self.head_channels**0.5
+            rpe = self.rpe(pos.unsqueeze(1) - pos.unsqueeze(0))
+            return torch.exp(logits + rpe) if self.mask == "exp" else torch.exp(logits) * rpe
+        scale = self.head_channels**-0.25
+        xq, xk = q * scale, k * scale
+        psi = None if self.spectrum is None else self.spectrum.features(pos)
+        if psi is not None and self.mask == "exp":
+            xq = torch.cat([xq, psi[0]], dim=-1)
+            xk = torch.cat([xk, psi[1]], dim=-1)
+        phi_q, shift_q = positive_features(xq, self.projection)
+        phi_k, shift_k = positive_features(xk, self.projection)
+        w = torch.einsum("ihm,jhm->ijh", phi_q, phi_k)
+        w = w * torch.exp(shift_q.squeeze(-1).unsqueeze(1) + shift_k.squeeze(-1).unsqueeze(0))
+        return (
+            w
+            if psi is None or self.mask == "exp"
+            else w * self.rpe(pos.unsqueeze(1) - pos.unsqueeze(0))
+        )
 
     def _check_inputs(self, q: Tensor, k: Tensor, v: Tensor, pos: Tensor) -> None:
         expected = (self.heads, self.head_channels)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["orthogonal_gaussian", "positive_features"]
+__all__ = ["orthogonal_gaussian", "positive_features", "causal_shift"]
 
 
 def orthogonal_gaussian(
@@ -63,6 +63,7 @@ def positive_features(
     *,
     index: Tensor | None = None,
     num_segments: int | None = None,
+    shift: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Positive random features of the softmax kernel (FAVOR+).
 
@@ -80,6 +81,8 @@ def positive_features(
         index: optional segment id per row (``[N]``, long); the shift is then the maximum
             over each segment (keys of one graph) instead of over each row (queries).
         num_segments: number of segments when ``index`` is given.
+        shift: a fixed shift, broadcastable to ``[N, heads, 1]``, used instead of a
+            data-dependent maximum (see :func:`causal_shift`).
 
     Returns:
         ``(features [N, heads, m], shift [N, heads, 1])``; the shift is detached.
@@ -96,8 +99,11 @@ def positive_features(
         )
     exponent = torch.einsum("nhd,hmd->nhm", x, projection.to(x.dtype))
     exponent = exponent - 0.5 * x.pow(2).sum(dim=-1, keepdim=True)
-    stabilizer = exponent.detach().amax(dim=-1, keepdim=True)
-    if index is not None:
+    if shift is not None:
+        stabilizer = shift.to(exponent.dtype).expand(*exponent.shape[:2], 1)
+    else:
+        stabilizer = exponent.detach().amax(dim=-1, keepdim=True)
+    if index is not None and shift is None:
         size = int(index.max()) + 1 if num_segments is None else num_segments
         seg = stabilizer.new_full((size, *stabilizer.shape[1:]), -torch.inf)
         seg = seg.scatter_reduce(
@@ -106,3 +112,21 @@ def positive_features(
         stabilizer = seg[index]
     features = torch.exp(exponent - stabilizer) / math.sqrt(projection.shape[1])
     return features, stabilizer
+
+
+def causal_shift(projection: Tensor, dtype: torch.dtype) -> Tensor:
+    r"""A data-independent key shift for causal attention, ``[heads, 1]``.
+
+    A per-graph maximum over keys would let a token's features depend on later tokens (in
+    rounding, not in value). Instead use the bound
+    :math:`w^\top x - \tfrac12\lVert x\rVert^2 \le \tfrac12\lVert w\rVert^2`, less a margin
+    of ``0.45 log(max float)``, so keys never overflow (even summed over 10^6 tokens) and keep
+    that much headroom below before they underflow.
+
+    Args:
+        projection: ``[heads, m, dim]``.
+        dtype: the dtype of the features.
+    """
+    margin = 0.45 * math.log(torch.finfo(dtype).max)
+    bound = 0.5 * projection.to(dtype).pow(2).sum(-1).amax(-1, keepdim=True)
+    return (bound - margin).clamp_min(0.0)

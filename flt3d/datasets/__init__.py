@@ -1,0 +1,59 @@
+"""Datasets and readers: QM9 (offline, from ``qm9pack`` or a shipped sample) and molecule files.
+
+Optional dependencies (pandas, RDKit, ASE, ``qm9pack``) come with
+``pip install 'flt3d[molecules]'`` and are imported only by the functions that need them.
+"""
+
+from .elements import SYMBOLS, atomic_number, element_symbol
+from .molecules import (
+    MOLECULE_EXTENSIONS,
+    check_elements,
+    from_ase,
+    from_rdkit,
+    from_smiles,
+    read_molecules,
+)
+from .qm9 import (
+    HARTREE_TO_EV,
+    QM9,
+    QM9_COLUMNS,
+    QM9_ELEMENTS,
+    QM9_SAMPLE_PATH,
+    QM9_SAMPLE_SIZE,
+    QM9_SIZE,
+    QM9_Z,
+    TARGETS,
+    UNITS,
+    qm9pack_files,
+    read_qm9_csv,
+    read_qm9_frame,
+    standard_split,
+    target_index,
+)
+
+__all__ = [
+    "HARTREE_TO_EV",
+    "MOLECULE_EXTENSIONS",
+    "QM9",
+    "QM9_COLUMNS",
+    "QM9_ELEMENTS",
+    "QM9_SAMPLE_PATH",
+    "QM9_SAMPLE_SIZE",
+    "QM9_SIZE",
+    "QM9_Z",
+    "SYMBOLS",
+    "TARGETS",
+    "UNITS",
+    "atomic_number",
+    "check_elements",
+    "element_symbol",
+    "from_ase",
+    "from_rdkit",
+    "from_smiles",
+    "read_molecules",
+    "qm9pack_files",
+    "read_qm9_csv",
+    "read_qm9_frame",
+    "standard_split",
+    "target_index",
+]

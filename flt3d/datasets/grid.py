@@ -1,0 +1,336 @@
+r"""Grid coordinates for 1D sequences and 2D images, as flat PyG-style batches.
+
+FLT layers take a flat batch: features ``x [N, C]``, coordinates ``pos [N, D]`` and a graph id
+per token ``batch [N]``. The helpers here turn plain ``[B, L, C]`` sequences and
+``[B, C, H, W]`` images into that form (and back), so nobody has to build such a batch by hand.
+
+**Physical scale.** By default one grid step (one token in a sequence, one pixel or one patch in
+an image) is ``1.0`` in ``pos`` units. That is the ``length_scale`` the spectral RPE proposal is
+tuned to: a proposal :math:`p = \mathcal{N}(0, s^2 I)` with :math:`s` of order one resolves
+displacements from a fraction of a step up to many steps. If you change ``spacing``, scale the
+proposal's ``length_scale`` with it, or the learned spectrum starts far from the data.
+
+**Order.** Graphs are contiguous and sorted (``batch`` is non-decreasing) and tokens inside a
+graph come in sequence order, or row-major (raster) order for images. Causal attention treats
+token order within a graph as time, so this order is part of the contract.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "PatchEmbedding",
+    "flatten_image",
+    "flatten_sequence",
+    "image_grid",
+    "sequence_grid",
+    "unflatten_image",
+    "unflatten_sequence",
+]
+
+
+def _positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def _positive_spacing(spacing: float) -> float:
+    spacing = float(spacing)
+    if not math.isfinite(spacing) or spacing <= 0.0:
+        raise ValueError(f"spacing must be a positive finite number, got {spacing}")
+    return spacing
+
+
+def _batch_vector(batch_size: int, tokens: int, device: torch.device | str | None) -> Tensor:
+    return torch.arange(batch_size, device=device).repeat_interleave(tokens)
+
+
+def sequence_grid(
+    batch_size: int,
+    length: int,
+    *,
+    spacing: float = 1.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
+    r"""Coordinates and graph ids of ``batch_size`` sequences of ``length`` tokens each.
+
+    .. math::
+        \mathrm{pos}[b L + i] = i \cdot \mathrm{spacing}, \qquad \mathrm{batch}[b L + i] = b.
+
+    Args:
+        batch_size: number of sequences ``B``.
+        length: tokens per sequence ``L``.
+        spacing: distance between neighbouring tokens in ``pos`` units (default ``1.0``).
+        device: device of the results.
+        dtype: floating dtype of ``pos`` (default ``torch.float32``).
+
+    Returns:
+        ``(pos, batch)``: coordinates and the sequence id of every token.
+
+    Shapes:
+        - **pos**: ``[B * L, 1]``
+        - **batch**: ``[B * L]``, long, sorted
+
+    Example:
+        >>> pos, batch = sequence_grid(2, 3)
+        >>> pos.squeeze(-1).tolist()
+        [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]
+        >>> batch.tolist()
+        [0, 0, 0, 1, 1, 1]
+    """
+    batch_size = _positive_int(batch_size, "batch_size")
+    length = _positive_int(length, "length")
+    spacing = _positive_spacing(spacing)
+    steps = torch.arange(length, device=device, dtype=torch.float64) * spacing
+    pos = steps.to(dtype).repeat(batch_size).unsqueeze(-1)
+    return pos, _batch_vector(batch_size, length, device)
+
+
+def image_grid(
+    batch_size: int,
+    height: int,
+    width: int,
+    *,
+    spacing: float = 1.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
+    r"""Coordinates and graph ids of ``batch_size`` images of ``height x width`` cells.
+
+    Cells are listed in row-major (raster) order, and each cell sits at (row, column) times
+    ``spacing``:
+
+    .. math::
+        \mathrm{pos}[b H W + r W + c] = (r, c) \cdot \mathrm{spacing}.
+
+    Args:
+        batch_size: number of images ``B``.
+        height: rows per image ``H``.
+        width: columns per image ``W``.
+        spacing: distance between neighbouring cells in ``pos`` units (default ``1.0``).
+        device: device of the results.
+        dtype: floating dtype of ``pos`` (default ``torch.float32``).
+
+    Returns:
+        ``(pos, batch)``: coordinates (row first) and the image id of every cell.
+
+    Shapes:
+        - **pos**: ``[B * H * W, 2]``
+        - **batch**: ``[B * H * W]``, long, sorted
+
+    Example:
+        >>> pos, batch = image_grid(1, 2, 3)
+        >>> pos.tolist()
+        [[0.0, 0.0], [0.0, 1.0], [0.0, 2.0], [1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]
+    """
+    batch_size = _positive_int(batch_size, "batch_size")
+    height = _positive_int(height, "height")
+    width = _positive_int(width, "width")
+    spacing = _positive_spacing(spacing)
+    rows = torch.arange(height, device=device, dtype=torch.float64)
+    cols = torch.arange(width, device=device, dtype=torch.float64)
+    cells = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(-1, 2)
+    pos = (cells * spacing).to(dtype).repeat(batch_size, 1)
+    return pos, _batch_vector(batch_size, height * width, device)
+
+
+def flatten_sequence(x: Tensor, *, spacing: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Turn a batch of equal-length sequences into a flat batch.
+
+    Args:
+        x: features ``[B, L, C]``.
+        spacing: distance between neighbouring tokens in ``pos`` units (default ``1.0``).
+
+    Returns:
+        ``(x_flat, pos, batch)`` with ``pos`` and ``batch`` from :func:`sequence_grid` (``pos``
+        has the dtype of ``x`` when ``x`` is floating, else ``float32``).
+
+    Shapes:
+        - **x**: ``[B, L, C]``
+        - **x_flat**: ``[B * L, C]``, token ``i`` of sequence ``b`` at row ``b * L + i``
+        - **pos**: ``[B * L, 1]``
+        - **batch**: ``[B * L]``
+
+    Example:
+        >>> x_flat, pos, batch = flatten_sequence(torch.zeros(2, 5, 8))
+        >>> x_flat.shape, pos.shape, batch.shape
+        (torch.Size([10, 8]), torch.Size([10, 1]), torch.Size([10]))
+    """
+    if x.dim() != 3:
+        raise ValueError(f"x must be [B, L, C], got {tuple(x.shape)}")
+    b, length, c = x.shape
+    if b < 1 or length < 1:
+        raise ValueError(f"x must be [B, L, C] with B, L >= 1, got {tuple(x.shape)}")
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    pos, batch = sequence_grid(b, length, spacing=spacing, device=x.device, dtype=dtype)
+    return x.reshape(b * length, c), pos, batch
+
+
+def unflatten_sequence(x_flat: Tensor, batch_size: int) -> Tensor:
+    r"""Undo :func:`flatten_sequence` on features (for example a layer's output).
+
+    Args:
+        x_flat: per-token values ``[B * L, *]`` of ``batch_size`` equal-length sequences, in the
+            order :func:`flatten_sequence` produces.
+        batch_size: number of sequences ``B``.
+
+    Returns:
+        The same values as ``[B, L, *]``.
+
+    Example:
+        >>> x = torch.randn(2, 5, 8)
+        >>> torch.equal(unflatten_sequence(flatten_sequence(x)[0], 2), x)
+        True
+    """
+    batch_size = _positive_int(batch_size, "batch_size")
+    if x_flat.dim() < 1 or x_flat.shape[0] == 0 or x_flat.shape[0] % batch_size:
+        raise ValueError(
+            f"x_flat must be [B * L, *] with B = batch_size = {batch_size} and L >= 1, "
+            f"got {tuple(x_flat.shape)}"
+        )
+    return x_flat.reshape(batch_size, x_flat.shape[0] // batch_size, *x_flat.shape[1:])
+
+
+def flatten_image(x: Tensor, *, spacing: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Turn a channels-first image batch into a flat batch of pixels.
+
+    Args:
+        x: images ``[B, C, H, W]``.
+        spacing: distance between neighbouring pixels in ``pos`` units (default ``1.0``).
+
+    Returns:
+        ``(x_flat, pos, batch)`` with ``pos`` and ``batch`` from :func:`image_grid` (``pos`` has
+        the dtype of ``x`` when ``x`` is floating, else ``float32``).
+
+    Shapes:
+        - **x**: ``[B, C, H, W]``
+        - **x_flat**: ``[B * H * W, C]``, pixel ``(r, c)`` of image ``b`` at row
+          ``b * H * W + r * W + c``
+        - **pos**: ``[B * H * W, 2]``, (row, column)
+        - **batch**: ``[B * H * W]``
+
+    Example:
+        >>> x_flat, pos, batch = flatten_image(torch.zeros(2, 3, 4, 5))
+        >>> x_flat.shape, pos.shape
+        (torch.Size([40, 3]), torch.Size([40, 2]))
+    """
+    if x.dim() != 4:
+        raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
+    b, c, h, w = x.shape
+    if b < 1 or h < 1 or w < 1:
+        raise ValueError(f"x must be [B, C, H, W] with B, H, W >= 1, got {tuple(x.shape)}")
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    pos, batch = image_grid(b, h, w, spacing=spacing, device=x.device, dtype=dtype)
+    return x.permute(0, 2, 3, 1).reshape(b * h * w, c), pos, batch
+
+
+def unflatten_image(x_flat: Tensor, batch_size: int, height: int, width: int) -> Tensor:
+    r"""Undo :func:`flatten_image` on features (for example a layer's output).
+
+    Args:
+        x_flat: per-pixel features ``[B * H * W, C]`` in the order :func:`flatten_image`
+            produces.
+        batch_size: number of images ``B``.
+        height: rows per image ``H``.
+        width: columns per image ``W``.
+
+    Returns:
+        Channels-first images ``[B, C, H, W]``.
+
+    Example:
+        >>> x = torch.randn(2, 3, 4, 5)
+        >>> torch.equal(unflatten_image(flatten_image(x)[0], 2, 4, 5), x)
+        True
+    """
+    batch_size = _positive_int(batch_size, "batch_size")
+    height = _positive_int(height, "height")
+    width = _positive_int(width, "width")
+    n = batch_size * height * width
+    if x_flat.dim() != 2 or x_flat.shape[0] != n:
+        raise ValueError(
+            f"x_flat must be [B * H * W, C] = [{n}, C] for B, H, W = {batch_size}, {height}, "
+            f"{width}, got {tuple(x_flat.shape)}"
+        )
+    c = x_flat.shape[1]
+    return x_flat.reshape(batch_size, height, width, c).permute(0, 3, 1, 2)
+
+
+class PatchEmbedding(nn.Module):
+    r"""Cut images into non-overlapping square patches and embed each as one token.
+
+    A ``Conv2d`` with kernel size and stride ``patch_size`` maps every patch to an
+    ``out_channels`` vector; the result is returned as a flat batch whose coordinates are patch
+    indices, so one grid step is one patch (``pos`` units of patches, not pixels):
+
+    .. math::
+        \mathrm{pos}[b h w + r w + c] = (r, c), \qquad h = H / p, \quad w = W / p.
+
+    Args:
+        in_channels: channels of the input images ``C``.
+        out_channels: embedding size per patch.
+        patch_size: side ``p`` of the square patches; ``H`` and ``W`` must be divisible by it.
+
+    Shapes:
+        - **input**: ``[B, C, H, W]``
+        - **x**: ``[B * h * w, out_channels]``, patches in row-major order per image
+        - **pos**: ``[B * h * w, 2]``, (patch row, patch column), dtype of the conv weight (so
+          autocast never rounds coordinates to half precision)
+        - **batch**: ``[B * h * w]``, long, sorted
+
+    Example:
+        >>> embed = PatchEmbedding(1, 64, patch_size=2)
+        >>> embed
+        PatchEmbedding(1, 64, patch_size=2)
+        >>> x, pos, batch = embed(torch.zeros(3, 1, 8, 8))
+        >>> x.shape, pos.shape, batch.shape
+        (torch.Size([48, 64]), torch.Size([48, 2]), torch.Size([48]))
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, patch_size: int) -> None:
+        super().__init__()
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.out_channels = _positive_int(out_channels, "out_channels")
+        self.patch_size = _positive_int(patch_size, "patch_size")
+        self.proj = nn.Conv2d(
+            self.in_channels, self.out_channels, kernel_size=patch_size, stride=patch_size
+        )
+
+    def reset_parameters(self) -> None:
+        """Re-initialise the patch projection."""
+        self.proj.reset_parameters()
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Embed the patches of ``x``; returns ``(x_flat, pos, batch)`` (see Shapes)."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"x must be [B, {self.in_channels}, H, W], got {tuple(x.shape)}")
+        b, _, h, w = x.shape
+        p = self.patch_size
+        if b < 1 or h < 1 or w < 1 or h % p or w % p:
+            raise ValueError(
+                f"x must be [B, C, H, W] with B >= 1 and H, W positive multiples of "
+                f"patch_size={p}, got {tuple(x.shape)}"
+            )
+        out = self.proj(x)
+        b, _, h, w = out.shape
+        x_flat = out.permute(0, 2, 3, 1).reshape(b * h * w, self.out_channels)
+        pos, batch = image_grid(b, h, w, device=out.device, dtype=self.proj.weight.dtype)
+        return x_flat, pos, batch
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
+            f"patch_size={self.patch_size})"
+        )

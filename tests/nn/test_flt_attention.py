@@ -1,0 +1,279 @@
+import math
+
+import pytest
+import torch
+
+from flt3d.nn import FLTAttention
+from flt3d.testing import (
+    assert_batch_independent,
+    assert_permutation_equivariant,
+    assert_translation_invariant,
+)
+
+
+def moved(att: FLTAttention, seed: int = 3) -> FLTAttention:
+    """Move every spectral parameter off its initial value (a non-trivial RPE)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in att.spectrum.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return att
+
+
+def same_spectrum(att: FLTAttention, ref: FLTAttention) -> FLTAttention:
+    if ref.spectrum is not None:
+        att.spectrum.load_state_dict(ref.spectrum.state_dict())
+    return att
+
+
+def brute_force(att, q, k, v, pos, batch):
+    """The class formula, one query and one key at a time."""
+    n, h, d = q.shape
+    out = torch.zeros_like(v)
+    for i in range(n):
+        for head in range(h):
+            num, den = torch.zeros_like(v[0, 0]), 0.0
+            for j in range(n):
+                if batch[j] != batch[i] or (
+                    att.causal and (batch[:j] == batch[i]).sum() > (batch[:i] == batch[i]).sum()
+                ):
+                    continue
+                logit = float(q[i, head] @ k[j, head]) / math.sqrt(d)
+                f = float(att.rpe(pos[i] - pos[j])[head].detach())
+                w = math.exp(logit + f) if att.mask == "exp" else math.exp(logit) * f
+                num, den = num + w * v[j, head], den + w
+            out[i, head] = num / den
+    return out
+
+
+@pytest.mark.parametrize("mask", ["exp", "mul"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_exact_matches_brute_force(graphs64, mask, causal):
+    q, k, v, pos, batch = graphs64
+    att = moved(FLTAttention(2, 3, 3, mask=mask, causal=causal, attention="exact")).double()
+    out = att(q, k, v, pos, batch)
+    ref = brute_force(att, q, k, v, pos, batch)
+    assert torch.allclose(out, ref, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("spectrum", [None, "gaussian_mixture", "local", "mlp"])
+def test_linear_tends_to_exact_as_features_grow(graphs64, spectrum):
+    """Output error against exact mode falls as m grows, on a non-trivial RPE.
+
+    The kernel estimate itself decays like m^(-1/2) (next test); the normalised output is a
+    ratio of two estimates and, for strong RPEs (spectral mass A of 2-4 here), the FAVOR+
+    variance factor ~exp(|x + y|^2) delays that rate beyond m = 1024: here the bar is a fall
+    by at least 35% over 64x the features and a negative log-log slope.
+    """
+    q, k, v, pos, batch = graphs64
+    ref_att = FLTAttention(2, 3, 3, spectrum=spectrum, attention="exact").double()
+    if spectrum is not None:
+        moved(ref_att)
+    exact = ref_att(q, k, v, pos, batch)
+    ms, errors = [16, 64, 256, 1024], []
+    gen = torch.Generator().manual_seed(0)
+    for m in ms:
+        att = FLTAttention(2, 3, 3, spectrum=spectrum, num_features=m).double()
+        same_spectrum(att, ref_att)
+        sq = []
+        for _ in range(20):
+            att.redraw_features(generator=gen)
+            sq.append((att(q, k, v, pos, batch) - exact).pow(2).mean())
+        errors.append(torch.stack(sq).mean().sqrt().item())
+    slope = (
+        torch.linalg.lstsq(
+            torch.tensor([[math.log(m), 1.0] for m in ms]), torch.tensor(errors).log().unsqueeze(1)
+        )
+        .solution[0]
+        .item()
+    )
+    assert errors[-1] < 0.65 * errors[0], errors
+    assert -0.75 < slope < -0.1, (slope, errors)
+    if spectrum in (None, "gaussian_mixture"):  # weak RPE: the m^(-1/2) rate shows already
+        assert slope < -0.3, (slope, errors)
+
+
+def test_rpe_is_not_trivial_after_moving():
+    att = moved(FLTAttention(2, 3, 3))
+    f = att.rpe(torch.randn(50, 3))
+    assert f.std() > 0.05
+
+
+@pytest.mark.parametrize("mask", ["exp", "mul"])
+def test_kernel_estimate_unbiased_and_error_decays(mask):
+    """Mean over feature redraws within 3 standard errors of the exact kernel; RMSE ~ m^-1/2."""
+    gen = torch.Generator().manual_seed(5)
+    n = 6
+    q = 0.6 * torch.randn(n, 1, 4, generator=gen, dtype=torch.float64)
+    k = 0.6 * torch.randn(n, 1, 4, generator=gen, dtype=torch.float64)
+    pos = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    att = moved(FLTAttention(1, 4, 3, mask=mask, num_features=32)).double()
+    att.attention = "exact"
+    exact = att.kernel(q, k, pos)
+    att.attention = "linear"
+    draws = []
+    for _ in range(400):
+        att.redraw_features(generator=gen)
+        draws.append(att.kernel(q, k, pos))
+    draws = torch.stack(draws)
+    se = draws.std(0) / math.sqrt(draws.shape[0])
+    z = (draws.mean(0) - exact) / se
+    assert z.abs().max() < 4.0, z.abs().max()  # 36 entries: a 4-sigma miss is a ~0.2% event
+    assert (z.abs() < 3).float().mean() > 0.9
+    rmse = []
+    for m in (16, 64, 256, 1024):
+        att_m = FLTAttention(1, 4, 3, mask=mask, num_features=m).double()
+        same_spectrum(att_m, att)
+        errs = []
+        for _ in range(30):
+            att_m.redraw_features(generator=gen)
+            errs.append(((att_m.kernel(q, k, pos) - exact) / exact).pow(2).mean())
+        rmse.append(torch.stack(errs).mean().sqrt().item())
+    ratios = [a / b for a, b in zip(rmse, rmse[1:])]  # each step is 4x the features: ratio ~2
+    assert all(1.5 < r < 2.7 for r in ratios), (rmse, ratios)
+
+
+@pytest.mark.parametrize("attention", ["linear", "exact"])
+@pytest.mark.parametrize("mask", ["exp", "mul"])
+def test_invariances(graphs64, attention, mask):
+    q, k, v, pos, batch = graphs64
+    att = moved(FLTAttention(2, 3, 3, mask=mask, attention=attention)).double()
+
+    def fn(x, p, b):
+        return att(x[:, :, :3], x[:, :, 3:6], x[:, :, 6:], p, b)
+
+    x = torch.cat([q, k, v], dim=-1)
+    assert_translation_invariant(fn, x, pos, batch, shift=1e3)
+    assert_permutation_equivariant(fn, x, pos, batch)
+    assert_batch_independent(fn, x, pos, batch)
+
+
+def test_translation_changes_output_without_centring_check(graphs64):
+    """The invariance check can fail: a layer that reads absolute positions is caught."""
+    q, k, v, pos, batch = graphs64
+    att = FLTAttention(2, 3, 3).double()
+
+    def absolute(x, p, b):
+        return att(x, x, x, p, b) + p[:, :1, None]
+
+    with pytest.raises(AssertionError, match="translation"):
+        assert_translation_invariant(absolute, q, pos, batch)
+
+
+@pytest.mark.parametrize("attention", ["linear", "exact"])
+@pytest.mark.parametrize("mask", ["exp", "mul"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradcheck(attention, mask, causal):
+    gen = torch.Generator().manual_seed(2)
+    n = 5
+    att = moved(
+        FLTAttention(
+            1,
+            2,
+            2,
+            mask=mask,
+            attention=attention,
+            causal=causal,
+            num_features=8,
+            num_frequencies=4,
+        )
+    ).double()
+    q, k, v = (
+        torch.randn(n, 1, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+        for _ in range(3)
+    )
+    pos = torch.randn(n, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    batch = torch.tensor([0, 0, 1, 1, 1])
+    assert torch.autograd.gradcheck(lambda *a: att(*a, batch), (q, k, v, pos))
+
+
+@pytest.mark.parametrize("attention", ["linear", "exact"])
+def test_float32_matches_float64(graphs64, attention):
+    q, k, v, pos, batch = graphs64
+    att = moved(FLTAttention(2, 3, 3, attention=attention)).double()
+    out64 = att(q, k, v, pos, batch)
+    out32 = att.float()(q.float(), k.float(), v.float(), pos.float(), batch)
+    assert out32.dtype == torch.float32
+    assert torch.allclose(out32.double(), out64, atol=1e-4)
+
+
+def test_causal_future_does_not_leak():
+    gen = torch.Generator().manual_seed(0)
+    n = 9
+    q, k, v = (torch.randn(n, 2, 3, generator=gen) for _ in range(3))
+    pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    for attention in ("linear", "exact"):
+        att = FLTAttention(2, 3, 1, causal=True, attention=attention, spectrum="local")
+        out = att(q, k, v, pos)
+        k2, v2 = k.clone(), v.clone()
+        k2[5:] += 3.0
+        v2[5:] -= 1.0
+        out2 = att(q, k2, v2, pos)
+        assert torch.equal(out[:5], out2[:5]), attention
+        assert not torch.allclose(out[5:], out2[5:])
+
+
+def test_attention_switch_and_repr():
+    att = FLTAttention(2, 3, 3)
+    att.attention = "exact"
+    assert att.attention == "exact"
+    assert "FLTAttention(heads=2" in repr(att)
+    with pytest.raises(ValueError, match="attention"):
+        att.attention = "quadratic"
+
+
+def test_no_spectrum_is_plain_favor():
+    att = FLTAttention(2, 3, 3, spectrum=None)
+    assert att.spectrum is None and att.feature_dim == 3
+    assert torch.equal(att.rpe(torch.randn(4, 3)), torch.zeros(4, 2))
+    att_mul = FLTAttention(2, 3, 3, spectrum=None, mask="mul")
+    assert torch.equal(att_mul.rpe(torch.randn(4, 3)), torch.ones(4, 2))
+
+
+def test_mul_mask_is_nonnegative_for_every_draw():
+    att = moved(FLTAttention(4, 3, 3, mask="mul", num_frequencies=4))
+    for _ in range(20):
+        att.redraw_frequencies()
+        assert att.rpe(10 * torch.randn(200, 3)).min() >= 0
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda a, q, p, b: a(q[:, :1], q, q, p, b), r"q must be \[N, 2, 3\]"),
+        (lambda a, q, p, b: a(q, q[:-1], q, p, b), "same N"),
+        (lambda a, q, p, b: a(q, q, q.flatten(1), p, b), r"v must be \[N, 2, 3\]"),
+        (lambda a, q, p, b: a(q, q, q, p[:, :2], b), r"pos must be \[N, 3\]"),
+        (lambda a, q, p, b: a(q, q, q, p[:-1], b), "pos must have N"),
+        (lambda a, q, p, b: a(q, q, q, p.clone().fill_(float("nan")), b), "NaN"),
+        (lambda a, q, p, b: a(q, q, q, p.clone().fill_(float("inf")), b), "NaN or infinite"),
+        (lambda a, q, p, b: a(q, q, q, p, b[:-1]), "batch must be"),
+        (lambda a, q, p, b: a(q, q, q, p, b.int()), "dtype torch.long"),
+        (lambda a, q, p, b: a(q, q, q, p, b.float()), "dtype torch.long"),
+        (lambda a, q, p, b: a(q, q, q, p, b - 5), "non-negative"),
+        (lambda a, q, p, b: a(q, q, q, p.long(), b), "floating"),
+        (lambda a, q, p, b: a.rpe(p[:, :2]), r"delta must be \[..., 3\]"),
+    ],
+)
+def test_bad_input(call, match):
+    att = FLTAttention(2, 3, 3)
+    q = torch.randn(6, 2, 3)
+    pos = torch.randn(6, 3)
+    batch = torch.tensor([0, 0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match=match):
+        call(att, q, pos, batch)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"spectrum": "fourier"}, "spectrum must be one of"),
+        ({"mask": "add"}, "mask must be one of"),
+        ({"attention": "dense"}, "attention must be one of"),
+        ({"num_features": 0}, "must be positive"),
+        ({"length_scale": -1.0}, "length_scale"),
+    ],
+)
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FLTAttention(2, 3, 3, **kwargs)
