@@ -83,26 +83,32 @@ class GaussianMixture(Spectrum):
         width_dim = 1 if isotropic else pos_dim
         self.weight = nn.Parameter(torch.empty(heads, num_components))
         self.width_logit = nn.Parameter(torch.empty(heads, num_components, width_dim))
+        # means are stored in units of the proposal scale s, so parameter steps are scale-free
         if isotropic:
-            self.register_buffer("mean", torch.zeros(heads, num_components, pos_dim))
+            self.register_buffer("mean_unit", torch.zeros(heads, num_components, pos_dim))
         else:
-            self.mean = nn.Parameter(torch.empty(heads, num_components, pos_dim))
+            self.mean_unit = nn.Parameter(torch.empty(heads, num_components, pos_dim))
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Equal weights, widths spread geometrically from 0.9 s to 0.3 s, small random means."""
+        """Equal weights, widths spread geometrically from 0.9 s to 0.3 s, means ~ N(0, (s/10)^2)."""
         self.weight.fill_(self.init_scale / self.num_components)
         b = self.num_components
         ratios = 0.9 * (1 / 3) ** (torch.arange(b) / max(b - 1, 1))
         self.width_logit.copy_(_logit(ratios).view(1, b, 1).expand_as(self.width_logit))
         if not self.isotropic:
-            self.mean.normal_(0.0, 0.1 * self.proposal_scale)
+            self.mean_unit.normal_(0.0, 0.1)
 
     @property
     def width(self) -> Tensor:
         """Component widths :math:`\\sigma_b`, ``[H, B, 1 or D]``."""
         return self.proposal_scale * torch.sigmoid(self.width_logit)
+
+    @property
+    def mean(self) -> Tensor:
+        """Component means :math:`\mu_b`, ``[H, B, D]``."""
+        return self.proposal_scale * self.mean_unit
 
     def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
         sigma = self.width.to(xi.dtype)
