@@ -13,6 +13,16 @@ from flt3d.nn.densities import (
     make_spectrum,
 )
 from flt3d.nn.flt_attention import FLTAttention
+from flt3d.nn.heads import (
+    HEADS,
+    AtomwiseHead,
+    DipoleHead,
+    ElectronicSpatialExtentHead,
+    ExtensiveHead,
+    HeadStatistics,
+    IntensiveHead,
+    make_head,
+)
 from flt3d.nn.random_features import orthogonal_gaussian, positive_features
 from flt3d.nn.spectrum import Spectrum, spectral_features, spectral_rpe
 
@@ -36,4 +46,12 @@ __all__ = [
     "positive_features",
     "linear_attention",
     "exact_attention",
+    "AtomwiseHead",
+    "ExtensiveHead",
+    "IntensiveHead",
+    "DipoleHead",
+    "ElectronicSpatialExtentHead",
+    "HeadStatistics",
+    "HEADS",
+    "make_head",
 ]

@@ -1,0 +1,272 @@
+"""The ``flt3d`` command: ``train``, ``eval`` and ``predict``.
+
+Examples::
+
+    flt3d train                                   # FLTNet on the bundled QM9 sample, minutes on CPU
+    flt3d train --config digits --set trainer.max_epochs=3 optim.lr=3e-3
+    flt3d train --output runs/qm9 --resume --set trainer.max_epochs=40
+    flt3d eval --checkpoint runs/qm9/checkpoints/best.ckpt --split test
+    flt3d predict --checkpoint runs/qm9/checkpoints/best.ckpt --smiles CCO --file mol.sdf
+
+Overrides are ``KEY=VALUE`` pairs after ``--set``, with dotted keys into the configuration
+sections and values parsed as YAML (see :mod:`flt3d.training.config`). Errors in the input
+(configuration, overrides, checkpoints, molecules) are reported as one message on stderr with
+exit status 1; usage errors exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from flt3d import __version__
+
+__all__ = ["main"]
+
+_HANDLED = (ValueError, ImportError, OSError)
+
+
+def _version_dir(base: str, k: int) -> str:
+    return base if k == 1 else f"{base}-{k}"
+
+
+def _default_output(name: str, *, resume: bool) -> str:
+    """``runs/NAME``; a fresh run takes the first of ``runs/NAME``, ``runs/NAME-2``, ... that
+    holds no checkpoint yet, ``--resume`` the last one that does."""
+    from flt3d.training.run import checkpoint_paths
+
+    base = os.path.join("runs", name)
+    k = 1
+    while os.path.isfile(checkpoint_paths(_version_dir(base, k))[1]):
+        k += 1
+    if resume:
+        return _version_dir(base, max(k - 1, 1))
+    return _version_dir(base, k)
+
+
+def _config_name(config: str) -> str:
+    name = os.path.basename(config)
+    return name[: -len(".yaml")] if name.endswith(".yaml") else os.path.splitext(name)[0]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from flt3d.training.config import ConfigError, apply_overrides, load_config
+    from flt3d.training.run import CONFIG_FILE, prepare_fit
+
+    try:
+        if args.output is None:
+            name = _config_name(args.config or "qm9")
+            output = _default_output(name, resume=args.resume)
+        else:
+            output = args.output
+        saved = os.path.join(output, CONFIG_FILE)
+        if args.config is None and args.resume and os.path.isfile(saved):
+            config = load_config(saved)
+        else:
+            config = load_config(args.config or "qm9")
+        config = apply_overrides(config, args.overrides)
+        run = prepare_fit(config, output, resume=args.resume)
+    except _HANDLED as error:
+        if isinstance(error, ConfigError) and args.resume and args.output is None:
+            error = ConfigError(f"{error} (pass the run folder with --output)")
+        return _fail("train", error)
+    evaluations = run.run()
+    if not run.trainer.is_global_zero:
+        return 0
+    print(f"run folder: {run.output}")
+    if evaluations:
+        print(f"best checkpoint: {run.best_checkpoint} (training stopped at step "
+              f"{run.trainer.global_step})")
+        for evaluation in evaluations:
+            for line in evaluation.lines:
+                print(line)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from flt3d.training.config import ConfigError, parse_override
+    from flt3d.training.run import evaluate
+
+    try:
+        sections: dict[str, dict] = {"data": {}, "trainer": {}}
+        for text in args.overrides:
+            path, value = parse_override(text)
+            if path[0] not in sections or len(path) != 2:
+                raise ConfigError(
+                    f"bad override {text!r}: eval accepts data.KEY=VALUE and trainer.KEY=VALUE"
+                )
+            sections[path[0]][path[1]] = value
+        evaluation = evaluate(
+            args.checkpoint,
+            args.split,
+            data=sections["data"],
+            trainer=sections["trainer"],
+            quiet=not args.progress,
+        )
+    except _HANDLED as error:
+        return _fail("eval", error)
+    for line in evaluation.lines:
+        print(line)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from flt3d.datasets.molecules import from_smiles, read_molecules
+    from flt3d.training.checkpoint import CheckpointError
+    from flt3d.training.run import load_module
+
+    try:
+        task, module, _ = load_module(args.checkpoint)
+        if task.name != "qm9":
+            raise CheckpointError(
+                f"predict needs a molecular property checkpoint; {args.checkpoint!r} is a "
+                f"{task.name!r} checkpoint"
+            )
+        labels, molecules = [], []
+        for smiles in args.smiles:
+            molecules.append(from_smiles(smiles, seed=args.seed))
+            labels.append(smiles)
+        for path in args.files:
+            found = read_molecules(path, seed=args.seed)
+            molecules.extend(found)
+            labels.extend(
+                [path] if len(found) == 1 else [f"{path}#{k}" for k in range(1, len(found) + 1)]
+            )
+        allowed = set(module.elements)
+        for label, molecule in zip(labels, molecules):
+            unknown = sorted(set(molecule.z.tolist()) - allowed)
+            if unknown:
+                raise ValueError(
+                    f"cannot predict {label!r}: it contains {_symbols(unknown)}, and the model "
+                    f"was trained on {_symbols(sorted(allowed))} only"
+                )
+        values = module.predict_molecules(molecules).tolist()
+    except _HANDLED as error:
+        return _fail("predict", error)
+    name, unit = module.target, module.model_unit
+    for label, value in zip(labels, values):
+        print(f"{label}\t{name} = {value:.6g} {unit}")
+    return 0
+
+
+def _symbols(numbers: Sequence[int]) -> str:
+    from flt3d.datasets.elements import element_symbol
+
+    return ", ".join(element_symbol(z) for z in numbers)
+
+
+def _fail(command: str, error: BaseException) -> int:
+    message = str(error) or type(error).__name__
+    print(f"flt3d {command}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flt3d",
+        description="FourierLearner-Transformers: train, evaluate and apply FLT models.",
+    )
+    parser.add_argument("--version", action="version", version=f"flt3d {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a model from a YAML configuration",
+        description="Train a model. Without arguments: FLTNet on the QM9 sample shipped with "
+        "flt3d (the HOMO-LUMO gap), a few minutes on a CPU; prints validation and test MAE.",
+    )
+    train.add_argument(
+        "--config",
+        metavar="NAME|PATH",
+        help="a YAML file or a shipped configuration (qm9, digits, pydoc_lm); default: qm9, "
+        "or the run folder's config.yaml with --resume",
+    )
+    train.add_argument(
+        "--output",
+        metavar="DIR",
+        help="run folder for checkpoints and logs; default: runs/NAME (runs/NAME-2, ... if "
+        "taken)",
+    )
+    train.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="continue the run in --output from checkpoints/last.ckpt (step count, optimiser "
+        "and scheduler state)",
+    )
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override configuration values, e.g. model.hidden_channels=64 trainer.max_epochs=3",
+    )
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate a checkpoint on a data split",
+        description="Print the error of a checkpoint on one split of its data (MAE in the "
+        "target's unit, meV for energies).",
+    )
+    evaluate.add_argument("--checkpoint", required=True, metavar="CKPT")
+    evaluate.add_argument("--split", choices=("train", "val", "test"), default="test")
+    evaluate.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change data or trainer settings, e.g. data.sample=false trainer.accelerator=cpu",
+    )
+    evaluate.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="show Lightning's progress bar",
+    )
+    evaluate.set_defaults(handler=_eval)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict a property of molecules",
+        description="Predict the trained property for molecules given as SMILES (3D geometry "
+        "from RDKit, force-field relaxed) or files (xyz, extxyz, sdf, mol, smi); one line per "
+        "molecule.",
+    )
+    predict.add_argument("--checkpoint", required=True, metavar="CKPT")
+    predict.add_argument(
+        "--smiles", action="append", default=[], metavar="SMILES", help="repeatable"
+    )
+    predict.add_argument(
+        "--file", dest="files", action="append", default=[], metavar="PATH", help="repeatable"
+    )
+    predict.add_argument(
+        "--seed", type=int, default=0, help="seed of the 3D embedding of SMILES (default 0)"
+    )
+    predict.set_defaults(handler=_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``flt3d`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    # torch's own pytree deprecation, triggered inside Lightning; not actionable for users
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.command == "predict" and not (args.smiles or args.files):
+        parser.error("predict needs at least one --smiles or --file")
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+r"""FLTNet: a molecular property model from FLT blocks on 3D coordinates and an atomistic head.
+
+.. math::
+    h^{(0)}_i = E[z_i], \qquad
+    h^{(l+1)} = \mathrm{FLTBlock}_l(h^{(l)}, \mathrm{pos}, \mathrm{batch}), \qquad
+    y_G = \mathrm{head}(\mathrm{LN}(h^{(L)}), z, \mathrm{pos}, \mathrm{batch})_G
+
+Geometry enters only through the learned spectral RPE of the attention, a function of the
+displacements :math:`r_i - r_j`: the output is invariant to translations and to permutations
+of the atoms, exactly. (The isotropic spectrum is rotation invariant in expectation over its
+frequencies, not for one fixed draw, so rotation invariance is approximate.)
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from flt3d.datasets.elements import SYMBOLS, atomic_number, element_symbol
+from flt3d.datasets.qm9 import TARGETS, target_index
+from flt3d.models._common import block_stack, check_dropout, check_positive
+from flt3d.nn.graph import check_batch
+from flt3d.nn.heads import (
+    HEADS,
+    MAX_Z,
+    AtomwiseHead,
+    HeadStatistics,
+    make_head,
+)
+
+__all__ = ["FLTNet", "fit_statistics", "head_for_target"]
+
+_INTENSIVE = {"homo", "lumo", "gap"}
+
+
+def head_for_target(target: str | int) -> str:
+    """Name of the head (see :data:`flt3d.nn.heads.HEADS`) that suits a QM9 target.
+
+    ``mu`` → ``"dipole"``, ``r2`` → ``"spatial_extent"``, ``homo``/``lumo``/``gap`` →
+    ``"intensive"``, every other target (energies, ``zpve``, ``alpha``, ``Cv``) →
+    ``"extensive"``.
+
+    Args:
+        target: QM9 target name (case-insensitive) or index in ``[0, 12)``.
+
+    Example:
+        >>> head_for_target("mu"), head_for_target("GAP"), head_for_target(7)
+        ('dipole', 'intensive', 'extensive')
+    """
+    name = TARGETS[target_index(target)].lower()
+    if name == "mu":
+        return "dipole"
+    if name == "r2":
+        return "spatial_extent"
+    return "intensive" if name in _INTENSIVE else "extensive"
+
+
+def _element_numbers(elements: Iterable[int | str]) -> list[int]:
+    if isinstance(elements, (str, bytes)):
+        raise ValueError(f"elements must be a sequence of elements, got {elements!r}")
+    numbers = []
+    for element in elements:
+        if isinstance(element, str):
+            numbers.append(atomic_number(element))
+        else:
+            element_symbol(element)  # raises ValueError outside 1..118
+            numbers.append(operator.index(element))
+    if not numbers or len(set(numbers)) != len(numbers):
+        raise ValueError(f"elements must be non-empty and without repeats, got {list(elements)}")
+    return numbers
+
+
+def _plain(value):
+    """Constructor arguments as JSON/YAML-friendly Python values."""
+    if isinstance(value, Tensor):
+        return value.detach().cpu().tolist()
+    if isinstance(value, dict):
+        return {str(k) if isinstance(k, str) else int(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class FLTNet(nn.Module):
+    r"""Molecular property model: element embedding, FLT blocks on 3D coordinates, a head.
+
+    Same call as PyG's ``SchNet``: ``model(z, pos, batch)`` → one row per molecule, in the
+    target's units (QM9 units for QM9 targets: D, a0³, eV, a0², cal/(mol K)).
+
+    Args:
+        hidden_channels: feature width (default ``128``).
+        num_layers: FLT blocks (default ``4``).
+        heads: attention heads (default ``8``).
+        target: QM9 target name (case-insensitive) or index (default ``"U0"``); any label when
+            ``head`` is given.
+        out_channels: outputs per molecule (default ``1``).
+        head: ``"extensive"``, ``"intensive"``, ``"dipole"`` or ``"spatial_extent"``; default
+            chosen from ``target`` (see :func:`head_for_target`).
+        attention: ``"exact"`` (default; the faster choice at QM9 size) or ``"linear"``;
+            switch later with :func:`flt3d.nn.set_attention`.
+        spectrum: spectral family of the RPE (default ``"isotropic_mixture"``).
+        mask: ``"exp"`` or ``"mul"`` (default ``"exp"``).
+        num_features: random features of the linear mode (default ``64``).
+        num_frequencies: RPE frequencies (default ``16``).
+        length_scale: shortest length the RPE resolves, in Å (default ``0.5``).
+        elements: allowed elements, atomic numbers or symbols (default H, C, N, O, F).
+        mean: target mean (or per-atom mean for extensive heads) (default ``0.0``).
+        std: target std (or per-atom std) (default ``1.0``).
+        atomref: per-element references, ``[Z]``/``[Z, out]`` by atomic number or a dict
+            (default none).
+        dropout: dropout in the blocks (default ``0.0``).
+        mlp_ratio: MLP width of the blocks over ``hidden_channels`` (default ``2.0``).
+
+    Shapes:
+        - **input:** z ``[N]`` long, pos ``[N, 3]`` (Å), batch ``[N]`` (optional).
+        - **output:** ``[G, out_channels]``.
+
+    Example:
+        >>> import torch
+        >>> model = FLTNet(hidden_channels=16, num_layers=1, heads=2)
+        >>> model
+        FLTNet(16, num_layers=1, heads=2, target='U0', head='extensive', attention='exact')
+        >>> z = torch.tensor([8, 1, 1]); pos = torch.randn(3, 3)
+        >>> model(z, pos).shape
+        torch.Size([1, 1])
+    """
+
+    def __init__(
+        self,
+        *,
+        hidden_channels: int = 128,
+        num_layers: int = 4,
+        heads: int = 8,
+        target: str | int = "U0",
+        out_channels: int = 1,
+        head: str | None = None,
+        attention: str = "exact",
+        spectrum: str | None = "isotropic_mixture",
+        mask: str = "exp",
+        num_features: int = 64,
+        num_frequencies: int = 16,
+        length_scale: float = 0.5,
+        elements: Sequence[int | str] = (1, 6, 7, 8, 9),
+        mean: float | Sequence[float] = 0.0,
+        std: float | Sequence[float] = 1.0,
+        atomref: Tensor | Sequence | dict | None = None,
+        dropout: float = 0.0,
+        mlp_ratio: float = 2.0,
+    ) -> None:
+        super().__init__()
+        check_positive(
+            hidden_channels=hidden_channels,
+            num_layers=num_layers,
+            heads=heads,
+            out_channels=out_channels,
+        )
+        dropout = check_dropout(dropout)
+        if head is None:
+            head = head_for_target(target)
+        elif head not in HEADS:
+            raise ValueError(f"head must be one of {sorted(HEADS)} or None, got {head!r}")
+        numbers = _element_numbers(elements)
+        self.config = {
+            "hidden_channels": hidden_channels,
+            "num_layers": num_layers,
+            "heads": heads,
+            "target": target,
+            "out_channels": out_channels,
+            "head": head,
+            "attention": attention,
+            "spectrum": spectrum,
+            "mask": mask,
+            "num_features": num_features,
+            "num_frequencies": num_frequencies,
+            "length_scale": float(length_scale),
+            "elements": numbers,
+            "mean": _plain(mean),
+            "std": _plain(std),
+            "atomref": _plain(atomref),
+            "dropout": dropout,
+            "mlp_ratio": float(mlp_ratio),
+        }
+        self.hidden_channels = hidden_channels
+        self.num_layers = num_layers
+        self.heads = heads
+        self.target = target
+        self.head_name = head
+
+        rows = torch.full((MAX_Z + 1,), -1, dtype=torch.long)
+        rows[torch.tensor(numbers)] = torch.arange(len(numbers))
+        self.register_buffer("element_rows", rows)
+        self.embedding = nn.Embedding(len(numbers), hidden_channels)
+        self.blocks = block_stack(
+            hidden_channels,
+            num_layers,
+            heads=heads,
+            pos_dim=3,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention=attention,
+            spectrum=spectrum,
+            mask=mask,
+            num_features=num_features,
+            num_frequencies=num_frequencies,
+            length_scale=length_scale,
+        )
+        self.norm = nn.LayerNorm(hidden_channels)
+        self.head: AtomwiseHead = make_head(
+            head, hidden_channels, out_channels=out_channels, mean=mean, std=std, atomref=atomref
+        )
+        self.reset_parameters()
+
+    @property
+    def elements(self) -> list[int]:
+        """Atomic numbers the model embeds, in row order."""
+        rows = self.element_rows
+        numbers = torch.nonzero(rows >= 0).flatten()
+        return numbers[torch.argsort(rows[numbers])].tolist()
+
+    @property
+    def attention(self) -> str:
+        """``"exact"`` or ``"linear"``, of the first block (see :func:`flt3d.nn.set_attention`)."""
+        return self.blocks[0].conv.attention
+
+    def reset_parameters(self) -> None:
+        """Reset embedding, blocks and head MLP (statistics and references are kept)."""
+        self.embedding.reset_parameters()
+        for block in self.blocks:
+            block.reset_parameters()
+        self.norm.reset_parameters()
+        self.head.reset_parameters()
+
+    def set_statistics(
+        self,
+        mean: float | Tensor,
+        std: float | Tensor,
+        atomref: Tensor | dict | None = None,
+    ) -> None:
+        """Set the head's target statistics and per-element references (see the head's docs).
+
+        Args:
+            mean: target mean (per-atom for extensive heads).
+            std: target std (per-atom for extensive heads), positive.
+            atomref: per-element references, or ``None`` for none.
+        """
+        self.head.set_statistics(mean, std, atomref)
+
+    def embed(self, z: Tensor) -> Tensor:
+        """Element embedding ``[N, hidden_channels]``; raises naming unknown elements."""
+        if not isinstance(z, Tensor) or z.dim() != 1 or z.dtype != torch.long:
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"z must be [N] long atomic numbers, got {shape}")
+        valid = (z >= 1) & (z <= MAX_Z)
+        rows = self.element_rows[z.clamp(0, MAX_Z)]
+        bad = ~valid | (rows < 0)
+        if bool(bad.any()):
+            unknown = sorted(set(z[bad].tolist()))
+            names = ", ".join(
+                f"{SYMBOLS[n]} (Z={n})" if 1 <= n <= MAX_Z else f"Z={n}" for n in unknown
+            )
+            allowed = ", ".join(SYMBOLS[n] for n in self.elements)
+            raise ValueError(f"element(s) {names} not in the model's elements {allowed}")
+        return self.embedding(rows)
+
+    def representation(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
+        """Per-atom features after the blocks and the final norm, ``[N, hidden_channels]``."""
+        h = self.embed(z)
+        if not isinstance(pos, Tensor) or pos.shape != (z.shape[0], 3):
+            shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
+            raise ValueError(f"pos must be [N, 3] = [{z.shape[0]}, 3], got {shape}")
+        pos = pos.to(h.dtype)
+        for block in self.blocks:
+            h = block(h, pos, batch)
+        return self.norm(h)
+
+    def forward(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
+        """Predict per molecule; see the class docstring for shapes."""
+        batch, num_graphs = check_batch(batch, z.shape[0], z.device)
+        h = self.representation(z, pos, batch)
+        return self.head(h, z, pos.to(h.dtype), batch, num_graphs=num_graphs)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.hidden_channels}, num_layers={self.num_layers}, "
+            f"heads={self.heads}, target={self.target!r}, head={self.head_name!r}, "
+            f"attention={self.attention!r})"
+        )
+
+
+def _targets(y: Tensor, target: str | int | None, out_channels: int) -> Tensor:
+    y = y.reshape(y.shape[0], -1) if y.dim() > 1 else y.reshape(-1, 1)
+    if y.shape[1] == out_channels:
+        return y
+    if target is not None and y.shape[1] == len(TARGETS):
+        index = target_index(target)
+        return y[:, index : index + 1]
+    raise ValueError(
+        f"cannot take {out_channels} target column(s) from y with {y.shape[1]} columns"
+        + ("" if target is None else f" for target {target!r}")
+    )
+
+
+@torch.no_grad()
+def fit_statistics(
+    model_or_target: FLTNet | AtomwiseHead | str | int,
+    data: Iterable,
+    *,
+    target: str | int | None = None,
+) -> HeadStatistics:
+    """Target statistics and per-element references from a training set.
+
+    Extensive heads: least-squares per-element references and the mean and std of the
+    per-atom residual; intensive heads: the targets' mean and std; ⟨R²⟩: fitted per-element
+    weights; dipole: none (mean 0, std 1). See each head's ``fit_statistics``.
+
+    Args:
+        model_or_target: an :class:`FLTNet`, a head, or a QM9 target name / index (the head
+            is then the one :func:`head_for_target` picks, with default options).
+        data: a dataset (an iterable of PyG ``Data`` with ``z``, ``pos`` and ``y``) or a PyG
+            ``DataLoader`` of batches. Pass only the training molecules.
+        target: which column of a 12-column QM9 ``y`` to use (default: the model's target).
+
+    Returns:
+        :class:`~flt3d.nn.heads.HeadStatistics`, float64; apply with
+        ``model.set_statistics(*stats)``.
+
+    Example:
+        >>> from flt3d.datasets import QM9_SAMPLE_PATH, read_qm9_csv
+        >>> stats = fit_statistics("U0", read_qm9_csv(QM9_SAMPLE_PATH, nrows=200))
+        >>> round(float(stats.atomref[6, 0]) / 1000, 1)  # eV per carbon, about -1030
+        -1.0
+    """
+    if isinstance(model_or_target, FLTNet):
+        head = model_or_target.head
+        target = model_or_target.target if target is None else target
+    elif isinstance(model_or_target, AtomwiseHead):
+        head = model_or_target
+    else:
+        target = model_or_target if target is None else target
+        head = make_head(head_for_target(model_or_target), 1)
+    ys, zs, poss, batches = [], [], [], []
+    offset = 0
+    for item in data:
+        z = item.z.detach().cpu()
+        num = int(item.num_graphs) if hasattr(item, "num_graphs") else 1
+        batch = getattr(item, "batch", None)
+        batch = torch.zeros_like(z) if batch is None else batch.detach().cpu()
+        ys.append(_targets(item.y.detach().cpu().to(torch.float64), target, head.out_channels))
+        zs.append(z)
+        poss.append(item.pos.detach().cpu().to(torch.float64))
+        batches.append(batch + offset)
+        offset += num
+    if offset == 0:
+        raise ValueError("fit_statistics needs at least one molecule, got an empty data set")
+    return head.fit_statistics(
+        torch.cat(ys), torch.cat(zs), torch.cat(poss), torch.cat(batches), num_graphs=offset
+    )

@@ -1,0 +1,92 @@
+"""TaskModule: the part every flt3d ``LightningModule`` shares (model, optimiser, checkpoints)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import lightning as L
+from torch import nn
+
+from flt3d import __version__
+from flt3d.training.checkpoint import CHECKPOINT_KEY
+from flt3d.training.optim import configure_optimizers
+
+__all__ = ["TaskModule"]
+
+
+class TaskModule(L.LightningModule):
+    """Base ``LightningModule``: builds the model from its config and writes the flt3d entry.
+
+    Subclasses set :attr:`task`, :attr:`monitor` and :attr:`monitor_mode`, implement
+    :meth:`build_model` and the steps, and pass their extra options to ``__init__`` of this
+    class through ``save_hyperparameters`` (called by the subclass).
+
+    Args:
+        model: keyword arguments of the model (its ``config``).
+        optim: the ``optim`` section (see :func:`flt3d.training.optim.configure_optimizers`);
+            default: its defaults.
+
+    Attributes:
+        model: the ``torch.nn.Module`` built by :meth:`build_model`.
+        run_config: the full run configuration, stored in checkpoints when set (by
+            :func:`flt3d.training.run.fit`).
+    """
+
+    task: ClassVar[str] = ""
+    monitor: ClassVar[str] = "val/loss"
+    monitor_mode: ClassVar[str] = "min"
+
+    def __init__(self, model: Mapping[str, Any], *, optim: Mapping[str, Any] | None = None):
+        super().__init__()
+        if not isinstance(model, Mapping):
+            raise ValueError(f"model must be a mapping of model options, got {model!r}")
+        self.optim = dict(optim or {})
+        self.model = self.build_model(dict(model))
+        self.run_config: dict[str, Any] | None = None
+
+    def build_model(self, config: dict[str, Any]) -> nn.Module:
+        """The model from its keyword arguments."""
+        raise NotImplementedError  # pragma: no cover
+
+    def report(self, metrics: Mapping[str, float], split: str) -> list[str]:
+        """Printable lines of the metrics of one split (keys without the stage prefix)."""
+        return [f"{split} {name}: {value:.4g}" for name, value in metrics.items()]
+
+    def module_options(self) -> dict[str, Any]:
+        """Options of this module besides ``model`` and ``optim``, as stored in checkpoints."""
+        return {}
+
+    def configure_optimizers(self):
+        total = None
+        if self._trainer is not None:
+            total = self.trainer.estimated_stepping_batches
+        return configure_optimizers(
+            self,
+            total_steps=total,
+            monitor=self.monitor,
+            monitor_mode=self.monitor_mode,
+            **self.optim,
+        )
+
+    def on_train_epoch_start(self) -> None:
+        # datasets with seeded per-epoch content (random text windows) redraw it here, in step
+        # with the epoch counter, so a resumed run sees the same windows it would have seen
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        data: dict[str, Any] = {}
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        if datamodule is not None and hasattr(datamodule, "settings"):
+            data = datamodule.settings()
+        checkpoint[CHECKPOINT_KEY] = {
+            "version": __version__,
+            "task": self.task,
+            "model": copy.deepcopy(self.model.config),
+            "module": {**self.module_options(), "optim": dict(self.optim)},
+            "data": data,
+            "config": copy.deepcopy(self.run_config),
+        }

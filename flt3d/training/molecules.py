@@ -1,0 +1,276 @@
+r"""Molecular property regression on QM9: a ``LightningDataModule`` and a ``LightningModule``.
+
+The model (:class:`~flt3d.models.FLTNet`) predicts in the target's own unit. The loss is taken on
+the standardised error :math:`(\hat y - y) / \sigma`, with :math:`\sigma` the head's ``std``
+fitted on the training molecules (the per-atom residual std for extensive targets), so learning
+rates carry over between targets. Errors are reported as mean absolute errors in
+:func:`report_unit`: meV for energies (eV targets), the dataset unit otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+from torch_geometric.loader import DataLoader
+
+from flt3d.datasets.molecules import check_elements
+from flt3d.datasets.qm9 import QM9, TARGETS, UNITS, target_index
+from flt3d.training._checks import check_int
+from flt3d.training.base import TaskModule
+
+__all__ = [
+    "LOSSES",
+    "MoleculeRegression",
+    "QM9DataModule",
+    "default_data_root",
+    "report_unit",
+]
+
+LOSSES = ("l1", "mse")
+
+
+def default_data_root() -> str:
+    """Folder of the processed dataset caches: ``$FLT3D_DATA`` or ``~/.cache/flt3d``."""
+    return os.environ.get("FLT3D_DATA") or os.path.join(
+        os.path.expanduser("~"), ".cache", "flt3d"
+    )
+
+
+def report_unit(target: str | int) -> tuple[str, str, float]:
+    """Name, reporting unit and factor from the dataset unit for a QM9 target.
+
+    Energies (every target in eV) are reported in meV; the others in their dataset unit.
+
+    Example:
+        >>> report_unit("u0"), report_unit("mu")
+        (('U0', 'meV', 1000.0), ('mu', 'D', 1.0))
+    """
+    index = target_index(target)
+    unit = UNITS[index]
+    if unit == "eV":
+        return TARGETS[index], "meV", 1000.0
+    return TARGETS[index], unit, 1.0
+
+
+class QM9DataModule(L.LightningDataModule):
+    """QM9 with the standard seeded split, as PyG ``DataLoader`` s.
+
+    Args:
+        root: folder for the processed cache (default :func:`default_data_root` ``/qm9``).
+        sample: use the 4,000-molecule sample shipped with flt3d (default ``True``);
+            ``False`` reads the full set from ``qm9pack``.
+        split_seed: seed of :func:`flt3d.datasets.standard_split` (default ``0``).
+        batch_size: molecules per training batch (default ``32``).
+        eval_batch_size: molecules per evaluation batch (default ``4 * batch_size``).
+        num_workers: loader worker processes (default ``0``).
+
+    Attributes:
+        train_dataset, val_dataset, test_dataset: the splits, after :meth:`setup`.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        *,
+        sample: bool = True,
+        split_seed: int = 0,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(sample, bool):
+            raise ValueError(f"data.sample must be true or false, got {sample!r}")
+        check_int(batch_size, "data.batch_size")
+        check_int(num_workers, "data.num_workers", minimum=0)
+        if eval_batch_size is not None:
+            check_int(eval_batch_size, "data.eval_batch_size")
+        check_int(split_seed, "data.split_seed", minimum=0)
+        self.root = root
+        self.sample = sample
+        self.split_seed = split_seed
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or 4 * batch_size
+        self.num_workers = num_workers
+        self.dataset: QM9 | None = None
+        self.train_dataset = self.val_dataset = self.test_dataset = None
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments, as stored in checkpoints."""
+        return {
+            "root": self.root,
+            "sample": self.sample,
+            "split_seed": self.split_seed,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "num_workers": self.num_workers,
+        }
+
+    def _root(self) -> str:
+        if self.root is not None:
+            return os.path.expanduser(self.root)
+        return os.path.join(default_data_root(), "qm9")
+
+    def prepare_data(self) -> None:
+        QM9(self._root(), sample=self.sample, log=False)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is not None:
+            return
+        self.dataset = QM9(self._root(), sample=self.sample, log=False)
+        train, val, test = self.dataset.standard_split(seed=self.split_seed)
+        self.train_dataset = self.dataset[train]
+        self.val_dataset = self.dataset[val]
+        self.test_dataset = self.dataset[test]
+
+    def split(self, name: str):
+        """The dataset of split ``"train"``, ``"val"`` or ``"test"`` (after :meth:`setup`)."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {name!r}")
+        self.setup()
+        return getattr(self, f"{name}_dataset")
+
+    def _loader(self, dataset, *, shuffle: bool, batch_size: int) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, shuffle=True, batch_size=self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, shuffle=False, batch_size=self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, shuffle=False, batch_size=self.eval_batch_size)
+
+    def loader(self, split: str) -> DataLoader:
+        """An unshuffled evaluation loader over any split."""
+        return self._loader(self.split(split), shuffle=False, batch_size=self.eval_batch_size)
+
+
+class MoleculeRegression(TaskModule):
+    r"""Regression of one QM9 property with :class:`~flt3d.models.FLTNet`.
+
+    On ``fit``, the head's statistics and per-element references are fitted on the training
+    split of the trainer's data module (:func:`flt3d.models.fit_statistics`) before the first
+    step; a resumed run then restores them from the checkpoint.
+
+    Logged metrics: ``{stage}/loss`` (standardised) and ``{stage}/mae`` (MAE in
+    :func:`report_unit`, e.g. meV for ``U0``), for ``stage`` in ``train``, ``val``, ``test``.
+
+    Args:
+        model: :class:`~flt3d.models.FLTNet` keyword arguments (``target`` picks the column).
+        loss: ``"l1"`` or ``"mse"`` on the standardised error (default ``"l1"``).
+        optim: the ``optim`` section (see :func:`flt3d.training.optim.configure_optimizers`).
+    """
+
+    task = "qm9"
+    monitor = "val/mae"
+    monitor_mode = "min"
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        *,
+        loss: str = "l1",
+        optim: dict[str, Any] | None = None,
+    ) -> None:
+        if loss not in LOSSES:
+            raise ValueError(f"module.loss must be one of {LOSSES}, got {loss!r}")
+        super().__init__(model, optim=optim)
+        self.save_hyperparameters()
+        self.loss = loss
+        self.target, self.unit, self.factor = report_unit(self.model.target)
+        self.column = target_index(self.model.target)
+        self.model_unit = UNITS[self.column]
+
+    def build_model(self, config: dict[str, Any]) -> nn.Module:
+        from flt3d.models.fltnet import FLTNet
+
+        return FLTNet(**config)
+
+    def module_options(self) -> dict[str, Any]:
+        return {"loss": self.loss}
+
+    @property
+    def elements(self) -> list[int]:
+        """Atomic numbers the model accepts."""
+        return list(self.model.elements)
+
+    def report(self, metrics: dict[str, float], split: str) -> list[str]:
+        """``"{split} MAE {target}: {value} {unit}"``, e.g. ``"test MAE U0: 45.2 meV"``."""
+        return [f"{split} MAE {self.target}: {metrics['mae']:.4g} {self.unit}"]
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit":
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or getattr(datamodule, "train_dataset", None) is None:
+            return
+        self.fit_statistics(datamodule.train_dataset)
+
+    def fit_statistics(self, dataset) -> None:
+        """Fit the head's statistics and references on ``dataset`` (training molecules)."""
+        from flt3d.models.fltnet import fit_statistics
+
+        loader = DataLoader(dataset, batch_size=4096, shuffle=False)
+        stats = fit_statistics(self.model, loader)
+        self.model.set_statistics(*stats)
+
+    def forward(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
+        return self.model(z, pos, batch)
+
+    def _step(self, batch: Batch, stage: str) -> Tensor:
+        pred = self(batch.z, batch.pos, batch.batch)[:, 0]
+        y = batch.y[:, self.column].to(pred.dtype)
+        error = (pred - y) / self.model.head.std[0]
+        loss = error.abs().mean() if self.loss == "l1" else error.pow(2).mean()
+        mae = (pred - y).detach().abs().mean() * self.factor
+        size = batch.num_graphs
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True,
+                 sync_dist=True)
+        self.log(f"{stage}/mae", mae, batch_size=size, on_step=on_step, on_epoch=True,
+                 prog_bar=stage != "test", sync_dist=True)
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    @torch.no_grad()
+    def predict_molecules(self, molecules: Sequence[Data], *, batch_size: int = 64) -> Tensor:
+        """Predictions for molecules in the target's dataset unit (e.g. eV), ``[len]``.
+
+        Raises:
+            ValueError: naming the molecule and element if an element is outside the model's.
+        """
+        check_elements(molecules, self.elements)
+        was_training = self.training
+        self.eval()
+        try:
+            out = []
+            for start in range(0, len(molecules), batch_size):
+                batch = Batch.from_data_list(
+                    [Data(z=m.z, pos=m.pos) for m in molecules[start : start + batch_size]]
+                ).to(self.device)
+                out.append(self(batch.z, batch.pos, batch.batch)[:, 0].cpu())
+        finally:
+            self.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0)

@@ -1,0 +1,158 @@
+r"""AdamW with a linear warm-up, then a cosine decay or ``ReduceLROnPlateau``.
+
+``cosine`` (per optimiser step :math:`t`, warm-up :math:`w`, total :math:`T`, floor ratio
+:math:`\rho`):
+
+.. math::
+    \eta_t = \eta \cdot \begin{cases}
+        (t + 1) / w & t < w \\
+        \rho + (1 - \rho)\,\tfrac12\big(1 + \cos(\pi\,\tfrac{t - w}{T - w})\big) & t \ge w
+    \end{cases}
+
+``plateau``: the same warm-up (``LinearLR``, per step), then the rate is multiplied by
+``plateau_factor`` whenever the monitored validation metric has not improved for
+``plateau_patience`` epochs. ``constant``: the warm-up, then :math:`\eta`.
+
+Weight decay applies to matrices and embeddings only (``param.dim() >= 2``), not to vectors
+(biases, norm scales, spectral parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["SCHEDULES", "configure_optimizers", "warmup_cosine"]
+
+SCHEDULES = ("cosine", "plateau", "constant")
+
+
+def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """Learning-rate factor of the ``cosine`` schedule at optimiser step ``step`` (0-based).
+
+    Example:
+        >>> [round(warmup_cosine(t, warmup_steps=2, total_steps=6, min_ratio=0.0), 2)
+        ...  for t in range(7)]
+        [0.5, 1.0, 1.0, 0.85, 0.5, 0.15, 0.0]
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    progress = min((step - warmup_steps) / span, 1.0)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for param in module.parameters():
+        if param.requires_grad:
+            (decay if param.dim() >= 2 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def configure_optimizers(
+    module: nn.Module,
+    *,
+    total_steps: int | None,
+    monitor: str,
+    monitor_mode: str = "min",
+    lr: float = 5e-4,
+    weight_decay: float = 0.0,
+    betas: Sequence[float] = (0.9, 0.999),
+    schedule: str = "cosine",
+    warmup_steps: int = 0,
+    min_lr_ratio: float = 0.0,
+    plateau_factor: float = 0.5,
+    plateau_patience: int = 5,
+    ema_decay: float | None = None,
+) -> dict[str, Any]:
+    """The optimiser and schedulers, in the form ``LightningModule.configure_optimizers`` returns.
+
+    The keyword arguments from ``lr`` on are the ``optim`` section of a run configuration.
+
+    Args:
+        module: the module whose parameters to optimise.
+        total_steps: optimiser steps of the whole run (``trainer.estimated_stepping_batches``);
+            needed by ``cosine``.
+        monitor: metric watched by ``plateau`` (e.g. ``"val/mae"``).
+        monitor_mode: ``"min"`` or ``"max"``, whether lower or higher ``monitor`` is better.
+        lr: peak learning rate (default ``5e-4``).
+        weight_decay: AdamW's decoupled weight decay, on matrices only (default ``0.0``).
+        betas: AdamW's betas (default ``(0.9, 0.999)``).
+        schedule: ``"cosine"``, ``"plateau"`` or ``"constant"`` (default ``"cosine"``).
+        warmup_steps: optimiser steps of linear warm-up (default ``0``).
+        min_lr_ratio: final rate of ``cosine`` over ``lr`` (default ``0.0``).
+        plateau_factor: factor of ``plateau`` (default ``0.5``).
+        plateau_patience: epochs without improvement before ``plateau`` decays (default ``5``).
+        ema_decay: decay of an exponential moving average of the weights, applied by the
+            training run (:func:`flt3d.training.run.fit`) through Lightning's
+            ``EMAWeightAveraging``; ignored here (default ``None``, no average).
+
+    Returns:
+        ``{"optimizer": AdamW, "lr_scheduler": ...}`` for Lightning.
+
+    Raises:
+        ValueError: naming the option that is out of range, or if ``cosine`` has no
+            finite ``total_steps``.
+    """
+    del ema_decay  # used by the run, not by the optimiser
+    if schedule not in SCHEDULES:
+        raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if not lr > 0:
+        raise ValueError(f"optim.lr must be positive, got {lr}")
+    if weight_decay < 0:
+        raise ValueError(f"optim.weight_decay must be non-negative, got {weight_decay}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"optim.warmup_steps must be a non-negative integer, got {warmup_steps!r}")
+    if not 0.0 <= min_lr_ratio <= 1.0:
+        raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
+    if len(betas) != 2:
+        raise ValueError(f"optim.betas must be two numbers, got {betas!r}")
+    optimizer = torch.optim.AdamW(
+        _parameter_groups(module, weight_decay), lr=lr, betas=tuple(float(b) for b in betas)
+    )
+    if schedule == "plateau":
+        if not 0.0 < plateau_factor < 1.0:
+            raise ValueError(f"optim.plateau_factor must be in (0, 1), got {plateau_factor}")
+        schedulers = []
+        if warmup_steps > 1:
+            warmup = torch.optim.lr_scheduler.LinearLR(
+                optimizer, start_factor=1.0 / warmup_steps, total_iters=warmup_steps - 1
+            )
+            schedulers.append({"scheduler": warmup, "interval": "step", "name": "warmup"})
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=monitor_mode, factor=plateau_factor, patience=plateau_patience
+        )
+        schedulers.append(
+            {"scheduler": plateau, "interval": "epoch", "monitor": monitor, "name": "plateau"}
+        )
+        return [optimizer], schedulers
+    if schedule == "cosine":
+        if total_steps is None or not math.isfinite(total_steps) or total_steps < 1:
+            raise ValueError(
+                "optim.schedule 'cosine' needs a finite run length: set trainer.max_epochs or "
+                "trainer.max_steps, or use optim.schedule=plateau"
+            )
+        total = int(total_steps)
+
+        def factor(step: int) -> float:
+            return warmup_cosine(
+                step, warmup_steps=warmup_steps, total_steps=total, min_ratio=min_lr_ratio
+            )
+    else:
+
+        def factor(step: int) -> float:
+            return min((step + 1) / warmup_steps, 1.0) if warmup_steps else 1.0
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {
+        "optimizer": optimizer,
+        "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
+    }

@@ -1,0 +1,312 @@
+"""Training runs, evaluation and prediction from run configurations and checkpoints.
+
+A run writes into one output folder::
+
+    OUTPUT/
+      config.yaml              the validated configuration of the latest (re)start
+      checkpoints/best.ckpt    lowest validation error so far (highest accuracy for digits)
+      checkpoints/last.ckpt    the latest state: weights, optimiser, schedulers, loop counters
+      logs/version_k/          CSV metrics of (re)start k
+      tensorboard/version_k/   TensorBoard events of (re)start k
+      results.yaml             validation and test metrics of best.ckpt, at the end
+
+``fit(config, output, resume=True)`` continues from ``checkpoints/last.ckpt`` through Lightning's
+``ckpt_path``: the step count, optimiser and scheduler states, callbacks (best score, weight
+average) and the data loader's epoch all carry on.
+
+Several GPUs or nodes: set ``trainer.devices``, ``trainer.num_nodes`` and
+``trainer.strategy: ddp``; Lightning launches the processes and shards the data with a
+``DistributedSampler``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import yaml
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from flt3d.training.base import TaskModule
+from flt3d.training.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from flt3d.training.config import ConfigError, check_keys
+from flt3d.training.tasks import Task, get_task, section_keys, validate_config
+
+__all__ = [
+    "CONFIG_FILE",
+    "RESULTS_FILE",
+    "Evaluation",
+    "Run",
+    "build_module",
+    "evaluate",
+    "load_module",
+    "prepare_fit",
+]
+
+CONFIG_FILE = "config.yaml"
+RESULTS_FILE = "results.yaml"
+CHECKPOINT_DIR = "checkpoints"
+
+# Data loading runs in the main process by default (num_workers=0), on purpose: the molecules
+# are small and in memory. Lightning would warn about it on every loader.
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+
+
+def checkpoint_paths(output: str | os.PathLike) -> tuple[str, str]:
+    """``(best, last)`` checkpoint paths of a run folder."""
+    folder = os.path.join(os.fspath(output), CHECKPOINT_DIR)
+    return os.path.join(folder, "best.ckpt"), os.path.join(folder, "last.ckpt")
+
+
+def build_module(task: Task, config: Mapping[str, Any], datamodule: L.LightningDataModule):
+    """The task's ``LightningModule`` from a validated configuration and its data module."""
+    model = dict(config["model"])
+    provided = getattr(datamodule, "model_options", None)
+    if provided is not None:
+        model.update(provided())
+    return task.module()(model, optim=dict(config["optim"]), **config["module"])
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one checkpoint on one split, with printable lines."""
+
+    split: str
+    metrics: dict[str, float]
+    lines: list[str]
+
+
+@dataclass
+class Run:
+    """A prepared training run: call :meth:`run` to train, then evaluate the best checkpoint.
+
+    Built by :func:`prepare_fit`, which does every check (configuration, output folder,
+    checkpoint to resume) before any training starts.
+    """
+
+    config: dict[str, Any]
+    output: str
+    task: Task
+    module: TaskModule
+    datamodule: L.LightningDataModule
+    trainer: L.Trainer
+    resume_from: str | None = None
+    evaluations: list[Evaluation] = field(default_factory=list)
+
+    @property
+    def best_checkpoint(self) -> str:
+        return checkpoint_paths(self.output)[0]
+
+    @property
+    def last_checkpoint(self) -> str:
+        return checkpoint_paths(self.output)[1]
+
+    def run(self, *, evaluate_best: bool = True) -> list[Evaluation]:
+        """Train; then, on the main process, evaluate ``best.ckpt`` on val and test.
+
+        Returns:
+            The evaluations (empty on other processes, or if ``evaluate_best`` is false or no
+            best checkpoint was written), also written to ``results.yaml``.
+        """
+        self.trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=self.resume_from)
+        if not (evaluate_best and self.trainer.is_global_zero):
+            return []
+        path = self.best_checkpoint if os.path.isfile(self.best_checkpoint) else None
+        if path is None:
+            return []
+        trainer = self.config["trainer"]
+        options = {k: trainer[k] for k in ("accelerator", "precision") if k in trainer}
+        self.evaluations = [
+            evaluate(path, split, trainer=options, quiet=True) for split in ("val", "test")
+        ]
+        results = {
+            "checkpoint": path,
+            "global_step": int(self.trainer.global_step),
+            **{e.split: e.metrics for e in self.evaluations},
+        }
+        with open(os.path.join(self.output, RESULTS_FILE), "w", encoding="utf-8") as file:
+            yaml.safe_dump(results, file, sort_keys=False)
+        return self.evaluations
+
+
+@contextlib.contextmanager
+def _quiet_lightning(quiet: bool) -> Iterator[None]:
+    """Hide Lightning's informational messages (devices found, ...) while evaluating."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    if quiet:
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+@rank_zero_only
+def _write_config(config: Mapping[str, Any], output: str) -> None:
+    os.makedirs(output, exist_ok=True)
+    path = os.path.join(output, CONFIG_FILE)
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as file:
+        yaml.safe_dump(dict(config), file, sort_keys=False)
+    os.replace(temporary, path)
+
+
+def prepare_fit(
+    config: Mapping[str, Any],
+    output: str | os.PathLike,
+    *,
+    resume: bool = False,
+    callbacks: Sequence[L.Callback] = (),
+) -> Run:
+    """Validate a configuration and build the model, data, trainer and callbacks of a run.
+
+    Args:
+        config: the run configuration (see :mod:`flt3d.training.config`).
+        output: the run folder (see the module docstring).
+        resume: continue from ``output/checkpoints/last.ckpt``.
+        callbacks: extra Lightning callbacks.
+
+    Returns:
+        The :class:`Run`.
+
+    Raises:
+        ConfigError: for an unknown key or task, a fresh run into a folder that holds one, or
+            ``resume`` without a last checkpoint.
+        ValueError: for an option value the model, data or optimiser rejects.
+        CheckpointError: if the checkpoint to resume from is unreadable.
+    """
+    config = validate_config(config)
+    output = os.fspath(output)
+    best, last = checkpoint_paths(output)
+    resume_from = None
+    if resume:
+        if not os.path.isfile(last):
+            raise ConfigError(
+                f"cannot resume: {output!r} holds no checkpoint {CHECKPOINT_DIR}/last.ckpt"
+            )
+        entry = read_checkpoint(last)["flt3d"]
+        if entry["task"] != config["task"]:
+            raise ConfigError(
+                f"cannot resume: {last!r} is a {entry['task']!r} run, the config a "
+                f"{config['task']!r} one"
+            )
+        resume_from = last
+    elif os.path.isfile(last) and rank_zero_only.rank == 0:
+        raise ConfigError(
+            f"{output!r} already holds a run ({CHECKPOINT_DIR}/last.ckpt); pass --resume to "
+            "continue it, or choose another output folder"
+        )
+
+    task = get_task(config["task"])
+    L.seed_everything(config["seed"], workers=True, verbose=False)
+    datamodule = task.datamodule()(**config["data"])
+    module = build_module(task, config, datamodule)
+    module.run_config = copy.deepcopy(config)
+
+    checkpoint = ModelCheckpoint(
+        dirpath=os.path.dirname(best),
+        filename="best",
+        monitor=module.monitor,
+        mode=module.monitor_mode,
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    all_callbacks: list[L.Callback] = [checkpoint, *callbacks]
+    ema_decay = config["optim"].get("ema_decay")
+    if ema_decay is not None:
+        if not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"optim.ema_decay must be in (0, 1) or null, got {ema_decay}")
+        all_callbacks.append(EMAWeightAveraging(decay=ema_decay))
+    loggers = [
+        CSVLogger(output, name="logs"),
+        TensorBoardLogger(output, name="tensorboard", default_hp_metric=False),
+    ]
+    trainer = L.Trainer(
+        default_root_dir=output,
+        callbacks=all_callbacks,
+        logger=loggers,
+        plugins=[AtomicCheckpointIO()],
+        **config["trainer"],
+    )
+    _write_config(config, output)
+    return Run(config, output, task, module, datamodule, trainer, resume_from)
+
+
+def load_module(path: str | os.PathLike) -> tuple[Task, TaskModule, dict[str, Any]]:
+    """Rebuild a trained module from a checkpoint alone.
+
+    Returns:
+        ``(task, module, entry)`` with the module in eval mode on the CPU and ``entry`` the
+        checkpoint's flt3d entry (``model``, ``module``, ``data``, ``config``).
+
+    Raises:
+        CheckpointError: if the file is missing, unreadable, or its weights do not fit the
+            model it describes.
+    """
+    checkpoint = read_checkpoint(path)
+    entry = checkpoint["flt3d"]
+    try:
+        task = get_task(entry["task"])
+        module = task.module()(entry["model"], **entry["module"])
+        module.load_state_dict(checkpoint["state_dict"])
+    except (ConfigError, ValueError, TypeError, RuntimeError, KeyError) as error:
+        raise CheckpointError(
+            f"checkpoint {os.fspath(path)!r} does not rebuild into a model: {error}"
+        ) from None
+    module.eval()
+    return task, module, entry
+
+
+def evaluate(
+    checkpoint: str | os.PathLike,
+    split: str = "test",
+    *,
+    data: Mapping[str, Any] | None = None,
+    trainer: Mapping[str, Any] | None = None,
+    quiet: bool = False,
+) -> Evaluation:
+    """Metrics of a checkpoint on one split of the data it was trained on.
+
+    Args:
+        checkpoint: the ``.ckpt`` file.
+        split: ``"train"``, ``"val"`` or ``"test"`` (default ``"test"``).
+        data: data settings to change (e.g. ``{"sample": False}`` to evaluate on full QM9).
+        trainer: ``lightning.Trainer`` options (e.g. ``{"accelerator": "cpu"}``).
+        quiet: hide the progress bar and Lightning's messages.
+
+    Returns:
+        The :class:`Evaluation`, whose ``lines`` name each metric with its unit.
+
+    Raises:
+        CheckpointError: for a missing or unreadable checkpoint.
+        ConfigError: for unknown data or trainer keys.
+    """
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    task, module, entry = load_module(checkpoint)
+    keys = section_keys(task)
+    check_keys(data or {}, keys["data"], "data")
+    check_keys(trainer or {}, keys["trainer"], "trainer")
+    datamodule = task.datamodule()(**{**entry["data"], **(data or {})})
+    options = {"devices": 1, "enable_progress_bar": not quiet, "enable_model_summary": False}
+    options.update(trainer or {})
+    with _quiet_lightning(quiet):
+        evaluator = L.Trainer(logger=False, enable_checkpointing=False, **options)
+        [metrics] = evaluator.test(module, dataloaders=datamodule.loader(split), verbose=False)
+    metrics = {key.split("/", 1)[-1]: float(value) for key, value in metrics.items()}
+    return Evaluation(split, metrics, module.report(metrics, split))
+
