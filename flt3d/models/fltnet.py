@@ -74,11 +74,15 @@ def _element_numbers(elements: Iterable[int | str]) -> list[int]:
 
 
 def _plain(value):
-    """Constructor arguments as JSON/YAML-friendly Python values."""
+    """A constructor argument as JSON/YAML-friendly Python values (tensors become lists)."""
     if isinstance(value, Tensor):
         return value.detach().cpu().tolist()
     if isinstance(value, dict):
-        return {str(k) if isinstance(k, str) else int(k): _plain(v) for k, v in value.items()}
+        # element keys as symbols: JSON would turn integer keys into strings anyway
+        return {
+            key if isinstance(key, str) else element_symbol(key): _plain(v)
+            for key, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
@@ -290,8 +294,8 @@ class FLTNet(nn.Module):
         )
 
 
-def _targets(y: Tensor, target: str | int | None, out_channels: int) -> Tensor:
-    y = y.reshape(y.shape[0], -1) if y.dim() > 1 else y.reshape(-1, 1)
+def _targets(y: Tensor, num_graphs: int, target: str | int | None, out_channels: int) -> Tensor:
+    y = y.reshape(num_graphs, -1)
     if y.shape[1] == out_channels:
         return y
     if target is not None and y.shape[1] == len(TARGETS):
@@ -348,7 +352,8 @@ def fit_statistics(
         num = int(item.num_graphs) if hasattr(item, "num_graphs") else 1
         batch = getattr(item, "batch", None)
         batch = torch.zeros_like(z) if batch is None else batch.detach().cpu()
-        ys.append(_targets(item.y.detach().cpu().to(torch.float64), target, head.out_channels))
+        y = item.y.detach().cpu().to(torch.float64)
+        ys.append(_targets(y, num, target, head.out_channels))
         zs.append(z)
         poss.append(item.pos.detach().cpu().to(torch.float64))
         batches.append(batch + offset)

@@ -44,13 +44,11 @@ def _causal_chunk(
     phi_q: Tensor, phi_k: Tensor, v: Tensor, batch: Tensor, state: Tensor
 ) -> tuple[Tensor, Tensor]:
     kv = torch.einsum("nhm,nhe->nhme", phi_k, v)
-    prefix = kv.cumsum(0)
-    # rows of one graph are contiguous here: subtract the prefix before the graph's first row
-    start = torch.searchsorted(batch, batch)
-    before = torch.where(
-        (start > 0).view(-1, 1, 1, 1), prefix[(start - 1).clamp_min(0)], torch.zeros_like(kv[:1])
-    )
-    seen = state[batch] + prefix - before
+    # a prefix sum per graph (rows of one graph are contiguous here), so that no graph's
+    # result depends on another's, not even in rounding
+    counts = torch.unique_consecutive(batch, return_counts=True)[1].tolist()
+    prefix = torch.cat([seg.cumsum(0) for seg in kv.split(counts)])
+    seen = state[batch] + prefix
     out = torch.einsum("nhm,nhme->nhe", phi_q, seen)
     return out, state.index_add(0, batch, kv)
 

@@ -17,6 +17,7 @@ vector, and never see how ``h`` was computed.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import NamedTuple
 
 import torch
@@ -108,7 +109,10 @@ def _as_atomref(atomref: Tensor | list | dict | None, out_channels: int) -> Tens
         from flt3d.datasets.elements import atomic_number, element_symbol
 
         for key, value in atomref.items():
-            number = atomic_number(key) if isinstance(key, str) else int(key)
+            if isinstance(key, str):
+                number = int(key) if key.strip().isdigit() else atomic_number(key)
+            else:
+                number = int(key)
             element_symbol(number)  # validates the range
             table[number] = _as_column(value, out_channels, f"atomref[{key!r}]")
         return table
@@ -126,7 +130,7 @@ def _as_atomref(atomref: Tensor | list | dict | None, out_channels: int) -> Tens
     return table
 
 
-class AtomwiseHead(nn.Module):
+class AtomwiseHead(nn.Module, ABC):
     r"""Base of the heads: per-atom MLP, statistics and per-element references (see module doc).
 
     .. math::
@@ -195,7 +199,7 @@ class AtomwiseHead(nn.Module):
         std: float | Tensor,
         atomref: Tensor | dict | None = None,
     ) -> None:
-        """Set :math:`\\mu`, :math:`\\sigma` and the per-element references, in place.
+        r"""Set :math:`\mu`, :math:`\sigma` and the per-element references, in place.
 
         Args:
             mean: a number or ``out_channels`` numbers.
@@ -217,9 +221,9 @@ class AtomwiseHead(nn.Module):
         r"""Pre-reduce: :math:`s_i = \sigma\,\mathrm{MLP}(h_i) + \mu + a_{z_i}`, ``[N, out]``."""
         return self.mlp(h) * self.std + self.mean + self.atomref[z]
 
+    @abstractmethod
     def reduce(self, s: Tensor, z: Tensor, pos: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
         """Reduce and post-reduce: per-atom ``s [N, out]`` → ``[G, out]``."""
-        raise NotImplementedError  # pragma: no cover
 
     def forward(
         self,
@@ -383,7 +387,7 @@ class _CenteredHead(AtomwiseHead):
         elif self.center == "charge":
             weight = z.to(pos.dtype)
         else:
-            weight = self.masses.to(pos.dtype)[z]
+            weight = self.masses.to(pos.device, pos.dtype)[z]
             if not bool(torch.isfinite(weight).all()):
                 from flt3d.datasets.elements import element_symbol
 

@@ -5,6 +5,8 @@ A run configuration is a nested mapping with the sections
 ====================  ===========================================================================
 ``task``              ``"qm9"``, ``"pydoc_lm"`` or ``"digits"`` (see :mod:`flt3d.training.tasks`)
 ``seed``              seed of ``lightning.seed_everything``
+``num_threads``       CPU threads of each training process (``torch.set_num_threads``);
+                      ``null`` keeps PyTorch's default (one per core)
 ``model``             keyword arguments of the task's model (``FLTNet``, ...)
 ``data``              keyword arguments of the task's ``LightningDataModule``
 ``module``            further keyword arguments of the task's ``LightningModule`` (``loss``)
@@ -46,7 +48,9 @@ __all__ = [
     "shipped_configs",
 ]
 
-SECTIONS: tuple[str, ...] = ("task", "seed", "model", "data", "module", "optim", "trainer")
+SECTIONS: tuple[str, ...] = (
+    "task", "seed", "num_threads", "model", "data", "module", "optim", "trainer",
+)  # fmt: skip
 """Top-level keys of a run configuration."""
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")

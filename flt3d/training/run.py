@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -210,6 +211,8 @@ def prepare_fit(
         )
 
     task = get_task(config["task"])
+    if config["num_threads"] is not None:
+        torch.set_num_threads(config["num_threads"])
     L.seed_everything(config["seed"], workers=True, verbose=False)
     datamodule = task.datamodule()(**config["data"])
     module = build_module(task, config, datamodule)

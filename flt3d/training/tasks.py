@@ -159,7 +159,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
     Returns:
         A copy with every section present (``task`` defaults to ``"qm9"``, ``seed`` to ``0``,
-        mapping sections to ``{}``).
+        ``num_threads`` to ``None``, mapping sections to ``{}``).
 
     Raises:
         ConfigError: naming the first unknown key or unknown task, or a section that is not a
@@ -177,6 +177,13 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     seed = config.setdefault("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"config key 'seed' must be a non-negative integer, got {seed!r}")
+    threads = config.setdefault("num_threads", None)
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ConfigError(
+            f"config key 'num_threads' must be a positive integer or null, got {threads!r}"
+        )
     for section, allowed in section_keys(task).items():
         value = config.get(section)
         if value is None:

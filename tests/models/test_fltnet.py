@@ -149,8 +149,11 @@ def test_config_round_trip(batch, qm9):
     assert torch.equal(
         rebuilt(batch.z, batch.pos, batch.batch), model(batch.z, batch.pos, batch.batch)
     )
-    constructed = FLTNet(**{**TINY, "mean": [1.0], "std": 2.0, "atomref": {"C": -1.0}})
-    assert FLTNet(**json.loads(json.dumps(constructed.config))).head.atomref[6, 0] == -1.0
+    constructed = FLTNet(**{**TINY, "mean": [1.0], "std": 2.0, "atomref": {6: -1.0, "H": -0.5}})
+    assert constructed.config["atomref"] == {"C": -1.0, "H": -0.5}
+    again = FLTNet(**json.loads(json.dumps(constructed.config)))
+    assert torch.equal(again.head.atomref, constructed.head.atomref)
+    assert again.head.atomref[6, 0] == -1.0 and again.head.atomref[1, 0] == -0.5
 
 
 def test_float64(batch):

@@ -89,7 +89,7 @@ def test_linear_tends_to_exact_as_features_grow(graphs64, spectrum):
     )
     assert errors[-1] < 0.65 * errors[0], errors
     assert -0.75 < slope < -0.1, (slope, errors)
-    if spectrum in (None, "gaussian_mixture"):  # weak RPE: the m^(-1/2) rate shows already
+    if spectrum is None:  # no RPE: the m^(-1/2) rate shows already
         assert slope < -0.3, (slope, errors)
 
 

@@ -211,7 +211,9 @@ def test_fit_extensive_recovers_references():
     ref[QM9_Z] = torch.tensor([-13.6, -1030.0, -1485.0, -2040.0, -2714.0], dtype=torch.float64)
     noise = 0.01 * torch.randn(len(batch), generator=gen, dtype=torch.float64)
     y = torch.zeros(200, dtype=torch.float64).index_add_(0, batch, ref[z] + 0.3 + noise)
-    mean, std, atomref = ExtensiveHead(C).fit_statistics(y[:, None], z, torch.zeros(len(z), 3), batch)
+    mean, std, atomref = ExtensiveHead(C).fit_statistics(
+        y[:, None], z, torch.zeros(len(z), 3), batch
+    )
     # a constant per atom cannot be told apart from the references: compare predictions
     fitted = torch.zeros(200, dtype=torch.float64).index_add_(0, batch, atomref[z, 0] + mean)
     assert (fitted - y).abs().max() < 0.2
@@ -228,7 +230,9 @@ def test_fit_spatial_extent_recovers_weights():
     weights[QM9_Z] = torch.tensor([1.0, 6.0, 7.0, 8.0, 9.0], dtype=torch.float64)
     head = ElectronicSpatialExtentHead(C).double()
     r2 = head.relative_pos(z, pos, batch, 100).pow(2).sum(-1)
-    y = torch.zeros(100, dtype=torch.float64).index_add_(0, batch, BOHR2_PER_ANGSTROM2 * weights[z] * r2)
+    y = torch.zeros(100, dtype=torch.float64).index_add_(
+        0, batch, BOHR2_PER_ANGSTROM2 * weights[z] * r2
+    )
     stats = head.fit_statistics(y[:, None], z, pos, batch)
     fitted = torch.nn.functional.softplus(stats.atomref[QM9_Z, 0])
     assert torch.allclose(fitted, weights[QM9_Z], rtol=1e-6)

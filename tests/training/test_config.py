@@ -20,7 +20,9 @@ def test_shipped_configs_are_the_three_examples():
 def test_every_shipped_config_validates(name):
     config = validate_config(load_config(name))
     assert config["task"] == name
-    assert set(config) == {"task", "seed", "model", "data", "module", "optim", "trainer"}
+    assert set(config) == {
+        "task", "seed", "num_threads", "model", "data", "module", "optim", "trainer",
+    }  # fmt: skip
 
 
 def test_load_config_by_name_with_suffix_and_by_path(tmp_path):
@@ -117,13 +119,15 @@ def test_validate_config_rejects_unknown_task_and_bad_seed():
         validate_config({"task": "qm10"})
     with pytest.raises(ConfigError, match="'seed' must be a non-negative integer"):
         validate_config({"seed": "x"})
+    with pytest.raises(ConfigError, match="'num_threads' must be a positive integer or null"):
+        validate_config({"num_threads": 0})
 
 
 def test_validate_config_fills_sections():
     config = validate_config({})
     assert config == {
-        "task": "qm9", "seed": 0, "model": {}, "data": {}, "module": {}, "optim": {},
-        "trainer": {},
+        "task": "qm9", "seed": 0, "num_threads": None, "model": {}, "data": {}, "module": {},
+        "optim": {}, "trainer": {},
     }  # fmt: skip
 
 

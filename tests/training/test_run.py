@@ -1,0 +1,140 @@
+import glob
+import os
+
+import lightning as L
+import pytest
+import torch
+import yaml
+
+from flt3d.training.checkpoint import read_checkpoint
+from flt3d.training.config import ConfigError, apply_overrides, load_config, shipped_configs
+from flt3d.training.run import evaluate, load_module, prepare_fit
+
+
+def _config(name, overrides):
+    return apply_overrides(load_config(name), overrides)
+
+
+@pytest.mark.parametrize("name", shipped_configs())
+def test_every_shipped_config_trains_a_few_steps(name, tiny, tmp_path):
+    run = prepare_fit(_config(name, tiny(name)), tmp_path)
+    evaluations = run.run()
+    assert run.trainer.global_step == 3
+    assert [e.split for e in evaluations] == ["val", "test"]
+    for path in (run.best_checkpoint, run.last_checkpoint):
+        checkpoint = read_checkpoint(path)
+        assert checkpoint["flt3d"]["task"] == name
+        assert checkpoint["global_step"] == 3
+    results = yaml.safe_load((tmp_path / "results.yaml").read_text())
+    assert results["global_step"] == 3 and set(results) >= {"val", "test"}
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved["task"] == name and saved["trainer"]["limit_train_batches"] == 3
+    assert glob.glob(str(tmp_path / "logs" / "version_0" / "metrics.csv"))
+    assert glob.glob(str(tmp_path / "tensorboard" / "version_0" / "events.out.tfevents.*"))
+    metric = {"qm9": "mae", "digits": "acc", "pydoc_lm": "bpc"}[name]
+    for evaluation in evaluations:
+        assert metric in evaluation.metrics
+        assert evaluation.lines and evaluation.lines[0].startswith(evaluation.split)
+
+
+def test_checkpoint_rebuilds_model_without_the_yaml(tiny, tmp_path):
+    run = prepare_fit(_config("qm9", tiny("qm9")), tmp_path)
+    run.run()
+    entry = read_checkpoint(run.last_checkpoint)["flt3d"]
+    assert entry["model"] == run.module.model.config
+    assert entry["model"]["hidden_channels"] == 8 and entry["model"]["target"] == "gap"
+    assert entry["data"] == run.datamodule.settings() and entry["data"]["sample"] is True
+    assert entry["module"] == {"loss": "l1", "optim": run.config["optim"]}
+    assert entry["config"]["task"] == "qm9"
+    _, module, _ = load_module(run.last_checkpoint)
+    batch = next(iter(run.datamodule.test_dataloader()))
+    run.module.eval()
+    with torch.no_grad():
+        expected = run.module(batch.z, batch.pos, batch.batch)
+        got = module(batch.z, batch.pos, batch.batch)
+    assert torch.equal(got, expected)
+    # evaluation from the checkpoint alone matches what the run recorded
+    results = yaml.safe_load((tmp_path / "results.yaml").read_text())
+    assert evaluate(run.best_checkpoint, "test", quiet=True).metrics["mae"] == pytest.approx(
+        results["test"]["mae"]
+    )
+
+
+class _RecordStart(L.Callback):
+    """What a (resumed) run starts from."""
+
+    def on_train_start(self, trainer, pl_module):
+        optimizer = trainer.optimizers[0]
+        first = next(iter(optimizer.state.values()), {})
+        scheduler = trainer.lr_scheduler_configs[0].scheduler
+        self.start = {
+            "global_step": trainer.global_step,
+            "adam_step": float(first["step"]) if "step" in first else 0.0,
+            "exp_avg": first["exp_avg"].clone() if "exp_avg" in first else None,
+            "scheduler_step": scheduler.last_epoch,
+        }
+
+
+def test_resume_continues_step_optimizer_and_scheduler(tiny, tmp_path):
+    config = _config("qm9", tiny("qm9"))
+    prepare_fit(config, tmp_path).run(evaluate_best=False)
+    first = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert first["global_step"] == 3
+
+    record = _RecordStart()
+    again = apply_overrides(config, ["trainer.max_epochs=2"])
+    run = prepare_fit(again, tmp_path, resume=True, callbacks=[record])
+    run.run(evaluate_best=False)
+    assert record.start["global_step"] == 3
+    assert record.start["adam_step"] == 3.0
+    assert record.start["scheduler_step"] == 3
+    saved_exp_avg = next(iter(first["optimizer_states"][0]["state"].values()))["exp_avg"]
+    assert torch.equal(record.start["exp_avg"], saved_exp_avg)
+
+    last = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == 6 and last["epoch"] >= 1
+    assert float(next(iter(last["optimizer_states"][0]["state"].values()))["step"]) == 6.0
+    assert last["lr_schedulers"][0]["last_epoch"] == 6
+    # each (re)start logs to its own version; the resumed one continues the step count
+    steps = (tmp_path / "logs" / "version_1" / "metrics.csv").read_text().splitlines()
+    header = steps[0].split(",")
+    logged = {int(line.split(",")[header.index("step")]) for line in steps[1:]}
+    assert min(logged) >= 3 and max(logged) == 5
+
+
+def test_fresh_run_into_a_used_folder_and_resume_without_checkpoint_fail(tiny, tmp_path):
+    config = _config("qm9", tiny("qm9"))
+    with pytest.raises(ConfigError, match="holds no checkpoint checkpoints/last.ckpt"):
+        prepare_fit(config, tmp_path, resume=True)
+    prepare_fit(config, tmp_path).run(evaluate_best=False)
+    with pytest.raises(ConfigError, match="already holds a run.*--resume"):
+        prepare_fit(config, tmp_path)
+    with pytest.raises(ConfigError, match="is a 'qm9' run, the config a 'digits' one"):
+        prepare_fit(_config("digits", tiny("digits")), tmp_path, resume=True)
+
+
+def test_ema_checkpoint_holds_the_average(tiny, tmp_path):
+    config = _config("qm9", tiny("qm9", "optim.ema_decay=0.5"))
+    run = prepare_fit(config, tmp_path)
+    run.run(evaluate_best=False)
+    checkpoint = read_checkpoint(run.last_checkpoint)
+    averaged, current = checkpoint["state_dict"], checkpoint["current_model_state"]
+    key = "model.embedding.weight"
+    assert not torch.equal(averaged[key], current[key])
+    _, module, _ = load_module(run.last_checkpoint)
+    assert torch.equal(module.state_dict()[key], averaged[key])
+
+
+def test_bad_ema_decay_is_rejected(tiny, tmp_path):
+    with pytest.raises(ValueError, match="optim.ema_decay must be in"):
+        prepare_fit(_config("qm9", tiny("qm9", "optim.ema_decay=1.5")), tmp_path)
+
+
+def test_num_threads_is_applied(tiny, tmp_path):
+    before = torch.get_num_threads()
+    try:
+        prepare_fit(_config("qm9", tiny("qm9", "num_threads=1")), tmp_path)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert not os.path.exists(tmp_path / "checkpoints")
