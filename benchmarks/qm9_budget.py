@@ -339,7 +339,8 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     train, test, dataset_name = load_splits(args)
-    print(f"{dataset_name}: {len(train)} training, {len(test)} test molecules; "
+    part = "validation" if args.validation else "test"
+    print(f"{dataset_name}: {len(train)} training, {len(test)} {part} molecules; "
           f"{args.budget_seconds:g} CPU s per run, {args.threads} thread(s), {args.jobs} job(s)")
     jobs = []
     for target in args.targets:

@@ -77,12 +77,14 @@ def _train(args: argparse.Namespace) -> int:
     if not run.trainer.is_global_zero:
         return 0
     print(f"run folder: {run.output}")
-    if evaluations:
-        print(f"best checkpoint: {run.best_checkpoint} (training stopped at step "
-              f"{run.trainer.global_step})")
-        for evaluation in evaluations:
-            for line in evaluation.lines:
-                print(line)
+    print(f"last checkpoint: {run.last_checkpoint} (step {run.trainer.global_step})")
+    if not evaluations:
+        print("no validation ran, so there is no best checkpoint to evaluate")
+        return 0
+    print(f"best checkpoint: {run.best_checkpoint}")
+    for evaluation in evaluations:
+        for line in evaluation.lines:
+            print(line)
     return 0
 
 
@@ -187,8 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--output",
         metavar="DIR",
-        help="run folder for checkpoints and logs; default: runs/NAME (runs/NAME-2, ... if "
-        "taken)",
+        help="run folder for checkpoints and logs; default: runs/NAME (runs/NAME-2, ... if taken)",
     )
     train.add_argument(
         "--resume",
@@ -265,6 +266,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "predict" and not (args.smiles or args.files):
         parser.error("predict needs at least one --smiles or --file")
+    try:
+        import flt3d.training  # noqa: F401
+    except ImportError as error:
+        return _fail(
+            args.command,
+            ImportError(
+                f"flt3d {args.command} needs the optional package {error.name!r}; install the "
+                "training extra with pip install 'flt3d[train]'"
+            ),
+        )
     return args.handler(args)
 
 

@@ -388,7 +388,8 @@ def learning_curve(
         keys: columns to draw (default every numeric column but ``epoch``, ``step``, learning
             rates (``lr*``) and ``test*`` metrics).
         x: column of the x axis (default ``"step"`` if present, else ``"epoch"``, else the row).
-        logy: log y axis (default: when every drawn value is positive).
+        logy: log y axis (default: when every drawn value is positive and they span more
+            than a factor of ten).
         ax: axes to draw in (default a new figure).
 
     Returns:
@@ -424,7 +425,7 @@ def learning_curve(
         axis.plot(*zip(*pts), marker="." if len(pts) < 30 else None, label=key)
         drawn.extend(b for _, b in pts)
     if logy is None:
-        logy = bool(drawn) and min(drawn) > 0
+        logy = bool(drawn) and min(drawn) > 0 and max(drawn) > 10 * min(drawn)
     if logy:
         axis.set_yscale("log")
     axis.set_xlabel(x or "row")

@@ -213,9 +213,11 @@ def test_learning_curve_from_lightning_csv(tmp_path):
     assert [line.get_label() for line in axis.lines] == ["train_loss", "val_loss", "val_mae"]
     np.testing.assert_array_equal(axis.lines[1].get_xdata(), [9, 19])
     np.testing.assert_array_equal(axis.lines[1].get_ydata(), [1.5, 1.2])
-    assert axis.get_xlabel() == "step" and axis.get_yscale() == "log"
-    fig = plot.learning_curve(path, keys=["val_mae"], x="epoch", logy=False)
-    assert len(fig.axes[0].lines) == 1 and fig.axes[0].get_yscale() == "linear"
+    assert axis.get_xlabel() == "step" and axis.get_yscale() == "linear"  # spans < 10x
+    fig = plot.learning_curve(path, keys=["val_mae"], x="epoch", logy=True)
+    assert len(fig.axes[0].lines) == 1 and fig.axes[0].get_yscale() == "log"
+    fig = plot.learning_curve({"step": [1, 2, 3], "loss": [100.0, 10.0, 1.0]})
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_xlabel() == "step"
     with pytest.raises(ValueError, match="nope"):
         plot.learning_curve(path, keys=["nope"])
 

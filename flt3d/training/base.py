@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import lightning as L
+from lightning.pytorch.callbacks import Timer
 from torch import nn
 
 from flt3d import __version__
@@ -45,6 +46,7 @@ class TaskModule(L.LightningModule):
         self.optim = dict(optim or {})
         self.model = self.build_model(dict(model))
         self.run_config: dict[str, Any] | None = None
+        self._time_fraction = 0.0
 
     def build_model(self, config: dict[str, Any]) -> nn.Module:
         """The model from its keyword arguments."""
@@ -67,8 +69,21 @@ class TaskModule(L.LightningModule):
             total_steps=total,
             monitor=self.monitor,
             monitor_mode=self.monitor_mode,
+            time_fraction=lambda: self._time_fraction,
             **self.optim,
         )
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if not self.optim.get("anneal_to_max_time"):
+            return
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        remaining = None if timer is None else timer.time_remaining()
+        if remaining is None:
+            return
+        elapsed = timer.time_elapsed()
+        fraction = elapsed / max(elapsed + remaining, 1e-9)
+        # rank 0's clock for every process, so that data-parallel replicas keep one rate
+        self._time_fraction = float(self.trainer.strategy.broadcast(fraction, src=0))
 
     def on_train_epoch_start(self) -> None:
         # datasets with seeded per-epoch content (random text windows) redraw it here, in step

@@ -184,9 +184,7 @@ def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict
                 child = node[part] = {}
             if not isinstance(child, dict):
                 where = ".".join(path[: depth + 1])
-                raise ConfigError(
-                    f"bad override {text!r}: {where!r} is a value, not a section"
-                )
+                raise ConfigError(f"bad override {text!r}: {where!r} is a value, not a section")
             node = child
         node[path[-1]] = value
     return config

@@ -129,10 +129,18 @@ class DigitClassification(TaskModule):
         acc = (logits.argmax(-1) == labels).float().mean()
         size = labels.shape[0]
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True,
-                 sync_dist=True)
-        self.log(f"{stage}/acc", acc, batch_size=size, on_step=on_step, on_epoch=True,
-                 prog_bar=stage != "test", sync_dist=True)
+        self.log(
+            f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True, sync_dist=True
+        )
+        self.log(
+            f"{stage}/acc",
+            acc,
+            batch_size=size,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=stage != "test",
+            sync_dist=True,
+        )
         return loss
 
     def training_step(self, batch, batch_idx: int) -> Tensor:

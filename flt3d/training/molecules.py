@@ -1,10 +1,12 @@
 r"""Molecular property regression on QM9: a ``LightningDataModule`` and a ``LightningModule``.
 
 The model (:class:`~flt3d.models.FLTNet`) predicts in the target's own unit. The loss is taken on
-the standardised error :math:`(\hat y - y) / \sigma`, with :math:`\sigma` the head's ``std``
-fitted on the training molecules (the per-atom residual std for extensive targets), so learning
-rates carry over between targets. Errors are reported as mean absolute errors in
-:func:`report_unit`: meV for energies (eV targets), the dataset unit otherwise.
+the standardised error :math:`(\hat y - y) / \sigma`, with :math:`\sigma` the std of the target
+less the head's baseline (per-element references and mean) over the training molecules (see
+:meth:`MoleculeRegression.fit_statistics`), so the loss starts near 1 for every target and
+learning rates and gradient clipping carry over between targets. Errors are reported as mean
+absolute errors in :func:`report_unit`: meV for energies (eV targets), the dataset unit
+otherwise.
 """
 
 from __future__ import annotations
@@ -37,9 +39,7 @@ LOSSES = ("l1", "mse")
 
 def default_data_root() -> str:
     """Folder of the processed dataset caches: ``$FLT3D_DATA`` or ``~/.cache/flt3d``."""
-    return os.environ.get("FLT3D_DATA") or os.path.join(
-        os.path.expanduser("~"), ".cache", "flt3d"
-    )
+    return os.environ.get("FLT3D_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "flt3d")
 
 
 def report_unit(target: str | int) -> tuple[str, str, float]:
@@ -194,6 +194,7 @@ class MoleculeRegression(TaskModule):
         self.target, self.unit, self.factor = report_unit(self.model.target)
         self.column = target_index(self.model.target)
         self.model_unit = UNITS[self.column]
+        self.register_buffer("loss_scale", torch.ones((), dtype=torch.get_default_dtype()))
 
     def build_model(self, config: dict[str, Any]) -> nn.Module:
         from flt3d.models.fltnet import FLTNet
@@ -220,13 +221,29 @@ class MoleculeRegression(TaskModule):
             return
         self.fit_statistics(datamodule.train_dataset)
 
+    @torch.no_grad()
     def fit_statistics(self, dataset) -> None:
-        """Fit the head's statistics and references on ``dataset`` (training molecules)."""
+        """Fit the head's statistics and references, then :attr:`loss_scale`, on ``dataset``.
+
+        ``loss_scale`` is the std over the molecules of ``dataset`` of the target less the
+        head's baseline (its output when the per-atom network outputs zero: the references
+        and mean, reduced per molecule), so the loss starts near 1 for every target.
+        """
         from flt3d.models.fltnet import fit_statistics
 
         loader = DataLoader(dataset, batch_size=4096, shuffle=False)
-        stats = fit_statistics(self.model, loader)
-        self.model.set_statistics(*stats)
+        self.model.set_statistics(*fit_statistics(self.model, loader))
+        head = self.model.head
+        residuals = []
+        for batch in loader:
+            batch = batch.to(head.mean.device)
+            s = head.mean + head.atomref[batch.z]
+            pos = batch.pos.to(s.dtype)
+            baseline = head.reduce(s, batch.z, pos, batch.batch, batch.num_graphs)[:, 0]
+            residuals.append(batch.y[:, self.column].to(s.dtype) - baseline)
+        residual = torch.cat(residuals)
+        scale = residual.std().item() if residual.numel() > 1 else 1.0
+        self.loss_scale.fill_(scale if scale > 0 else 1.0)
 
     def forward(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
         return self.model(z, pos, batch)
@@ -234,15 +251,23 @@ class MoleculeRegression(TaskModule):
     def _step(self, batch: Batch, stage: str) -> Tensor:
         pred = self(batch.z, batch.pos, batch.batch)[:, 0]
         y = batch.y[:, self.column].to(pred.dtype)
-        error = (pred - y) / self.model.head.std[0]
+        error = (pred - y) / self.loss_scale
         loss = error.abs().mean() if self.loss == "l1" else error.pow(2).mean()
         mae = (pred - y).detach().abs().mean() * self.factor
         size = batch.num_graphs
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True,
-                 sync_dist=True)
-        self.log(f"{stage}/mae", mae, batch_size=size, on_step=on_step, on_epoch=True,
-                 prog_bar=stage != "test", sync_dist=True)
+        self.log(
+            f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True, sync_dist=True
+        )
+        self.log(
+            f"{stage}/mae",
+            mae,
+            batch_size=size,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=stage != "test",
+            sync_dist=True,
+        )
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:

@@ -9,6 +9,12 @@ r"""AdamW with a linear warm-up, then a cosine decay or ``ReduceLROnPlateau``.
         \rho + (1 - \rho)\,\tfrac12\big(1 + \cos(\pi\,\tfrac{t - w}{T - w})\big) & t \ge w
     \end{cases}
 
+With ``anneal_to_max_time``, the cosine's progress is the larger of the step fraction and the
+fraction of ``trainer.max_time`` used, :math:`\max\big(\tfrac{t - w}{T - w},
+\tfrac{\text{elapsed}}{\text{max\_time}}\big)`: a run that a time budget stops early still ends
+at the lowest rate. The rate then depends on the machine's speed, so runs are reproducible only
+up to timing; leave it off where that matters.
+
 ``plateau``: the same warm-up (``LinearLR``, per step), then the rate is multiplied by
 ``plateau_factor`` whenever the monitored validation metric has not improved for
 ``plateau_patience`` epochs. ``constant``: the warm-up, then :math:`\eta`.
@@ -20,29 +26,46 @@ Weight decay applies to matrices and embeddings only (``param.dim() >= 2``), not
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["SCHEDULES", "configure_optimizers", "warmup_cosine"]
+__all__ = ["SCHEDULES", "check_options", "configure_optimizers", "warmup_cosine"]
 
 SCHEDULES = ("cosine", "plateau", "constant")
 
 
-def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+def warmup_cosine(
+    step: int,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    min_ratio: float,
+    time_fraction: float = 0.0,
+) -> float:
     """Learning-rate factor of the ``cosine`` schedule at optimiser step ``step`` (0-based).
+
+    Args:
+        step: optimiser steps taken.
+        warmup_steps: steps of linear warm-up.
+        total_steps: planned steps of the run.
+        min_ratio: final factor.
+        time_fraction: share of the time budget used; after warm-up the cosine follows the
+            larger of this and the step fraction (default ``0.0``: steps only).
 
     Example:
         >>> [round(warmup_cosine(t, warmup_steps=2, total_steps=6, min_ratio=0.0), 2)
         ...  for t in range(7)]
         [0.5, 1.0, 1.0, 0.85, 0.5, 0.15, 0.0]
+        >>> warmup_cosine(2, warmup_steps=2, total_steps=6, min_ratio=0.0, time_fraction=0.5)
+        0.5
     """
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     span = max(total_steps - warmup_steps, 1)
-    progress = min((step - warmup_steps) / span, 1.0)
+    progress = min(max((step - warmup_steps) / span, time_fraction), 1.0)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -71,7 +94,9 @@ def configure_optimizers(
     min_lr_ratio: float = 0.0,
     plateau_factor: float = 0.5,
     plateau_patience: int = 5,
+    anneal_to_max_time: bool = False,
     ema_decay: float | None = None,
+    time_fraction: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """The optimiser and schedulers, in the form ``LightningModule.configure_optimizers`` returns.
 
@@ -91,9 +116,13 @@ def configure_optimizers(
         min_lr_ratio: final rate of ``cosine`` over ``lr`` (default ``0.0``).
         plateau_factor: factor of ``plateau`` (default ``0.5``).
         plateau_patience: epochs without improvement before ``plateau`` decays (default ``5``).
+        anneal_to_max_time: ``cosine`` also follows the share of ``trainer.max_time`` used
+            (see the module docstring; default ``False``).
         ema_decay: decay of an exponential moving average of the weights, applied by the
             training run (:func:`flt3d.training.run.fit`) through Lightning's
             ``EMAWeightAveraging``; ignored here (default ``None``, no average).
+        time_fraction: returns the share of the time budget used, read at every scheduler
+            step when ``anneal_to_max_time`` is set (the ``LightningModule`` provides it).
 
     Returns:
         ``{"optimizer": AdamW, "lr_scheduler": ...}`` for Lightning.
@@ -103,6 +132,10 @@ def configure_optimizers(
             finite ``total_steps``.
     """
     del ema_decay  # used by the run, not by the optimiser
+    if not isinstance(anneal_to_max_time, bool):
+        raise ValueError(
+            f"optim.anneal_to_max_time must be true or false, got {anneal_to_max_time!r}"
+        )
     if schedule not in SCHEDULES:
         raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {schedule!r}")
     if not lr > 0:
@@ -141,10 +174,15 @@ def configure_optimizers(
                 "trainer.max_steps, or use optim.schedule=plateau"
             )
         total = int(total_steps)
+        clock = time_fraction if anneal_to_max_time and time_fraction is not None else None
 
         def factor(step: int) -> float:
             return warmup_cosine(
-                step, warmup_steps=warmup_steps, total_steps=total, min_ratio=min_lr_ratio
+                step,
+                warmup_steps=warmup_steps,
+                total_steps=total,
+                min_ratio=min_lr_ratio,
+                time_fraction=0.0 if clock is None else clock(),
             )
     else:
 
@@ -156,3 +194,13 @@ def configure_optimizers(
         "optimizer": optimizer,
         "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
     }
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """Check an ``optim`` section before training starts (the run length is checked later).
+
+    Raises:
+        ValueError: naming the option that is out of range.
+        TypeError: for an option :func:`configure_optimizers` does not take.
+    """
+    configure_optimizers(nn.Linear(1, 1), total_steps=1, monitor="val/loss", **options)

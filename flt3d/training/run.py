@@ -21,11 +21,11 @@ Several GPUs or nodes: set ``trainer.devices``, ``trainer.num_nodes`` and
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import os
 import warnings
-import contextlib
-import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +40,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from flt3d.training.base import TaskModule
 from flt3d.training.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint
 from flt3d.training.config import ConfigError, check_keys
+from flt3d.training.optim import check_options
 from flt3d.training.tasks import Task, get_task, section_keys, validate_config
 
 __all__ = [
@@ -114,11 +115,17 @@ class Run:
     def run(self, *, evaluate_best: bool = True) -> list[Evaluation]:
         """Train; then, on the main process, evaluate ``best.ckpt`` on val and test.
 
+        The evaluation runs on one device and follows ``trainer.limit_val_batches`` and
+        ``trainer.limit_test_batches`` of the configuration (all batches by default).
+
         Returns:
             The evaluations (empty on other processes, or if ``evaluate_best`` is false or no
             best checkpoint was written), also written to ``results.yaml``.
         """
-        self.trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=self.resume_from)
+        with warnings.catch_warnings():
+            if self.resume_from is not None:  # the folder holds the run being resumed
+                warnings.filterwarnings("ignore", ".*exists and is not empty.*")
+            self.trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=self.resume_from)
         if not (evaluate_best and self.trainer.is_global_zero):
             return []
         path = self.best_checkpoint if os.path.isfile(self.best_checkpoint) else None
@@ -126,9 +133,14 @@ class Run:
             return []
         trainer = self.config["trainer"]
         options = {k: trainer[k] for k in ("accelerator", "precision") if k in trainer}
-        self.evaluations = [
-            evaluate(path, split, trainer=options, quiet=True) for split in ("val", "test")
-        ]
+        limits = {
+            "val": trainer.get("limit_val_batches"),
+            "test": trainer.get("limit_test_batches"),
+        }
+        self.evaluations = []
+        for split in ("val", "test"):
+            limit = {} if limits[split] is None else {"limit_test_batches": limits[split]}
+            self.evaluations.append(evaluate(path, split, trainer={**options, **limit}, quiet=True))
         results = {
             "checkpoint": path,
             "global_step": int(self.trainer.global_step),
@@ -214,6 +226,7 @@ def prepare_fit(
     if config["num_threads"] is not None:
         torch.set_num_threads(config["num_threads"])
     L.seed_everything(config["seed"], workers=True, verbose=False)
+    check_options(config["optim"])
     datamodule = task.datamodule()(**config["data"])
     module = build_module(task, config, datamodule)
     module.run_config = copy.deepcopy(config)
@@ -312,4 +325,3 @@ def evaluate(
         [metrics] = evaluator.test(module, dataloaders=datamodule.loader(split), verbose=False)
     metrics = {key.split("/", 1)[-1]: float(value) for key, value in metrics.items()}
     return Evaluation(split, metrics, module.report(metrics, split))
-

@@ -28,7 +28,7 @@ TRAINER_MANAGED = frozenset(
 )
 """``Trainer`` arguments that :func:`flt3d.training.run.fit` sets and a config may not."""
 
-_OPTIM_MANAGED = frozenset({"module", "total_steps", "monitor", "monitor_mode"})
+_OPTIM_MANAGED = frozenset({"module", "total_steps", "monitor", "monitor_mode", "time_fraction"})
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,8 @@ class PydocDataModule(L.LightningDataModule):
         super().__init__()
         self.length = check_int(length, "data.length")
         self.batch_size = check_int(batch_size, "data.batch_size")
-        self.train_windows = None if train_windows is None else check_int(
-            train_windows, "data.train_windows"
+        self.train_windows = (
+            None if train_windows is None else check_int(train_windows, "data.train_windows")
         )
         self.seed = check_int(seed, "data.seed", minimum=0)
         self.num_workers = check_int(num_workers, "data.num_workers", minimum=0)
@@ -155,10 +155,18 @@ class CharLanguageModel(TaskModule):
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
         size = tokens.shape[0]
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True,
-                 sync_dist=True)
-        self.log(f"{stage}/bpc", loss.detach() / math.log(2), batch_size=size,
-                 on_step=on_step, on_epoch=True, prog_bar=stage != "test", sync_dist=True)
+        self.log(
+            f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True, sync_dist=True
+        )
+        self.log(
+            f"{stage}/bpc",
+            loss.detach() / math.log(2),
+            batch_size=size,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=stage != "test",
+            sync_dist=True,
+        )
         return loss
 
     def training_step(self, batch, batch_idx: int) -> Tensor:

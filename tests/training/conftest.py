@@ -11,13 +11,15 @@ TINY_MODEL = {
                "model.num_features=8", "model.num_frequencies=4", "data.batch_size=16"],
     "pydoc_lm": ["model.hidden_channels=8", "model.num_layers=1", "model.heads=2",
                  "model.num_features=8", "model.num_frequencies=4", "data.length=16",
-                 "data.batch_size=8", "data.train_windows=64"],
+                 "data.batch_size=8", "data.train_windows=64", "data.train_fraction=0.98",
+                 "data.val_fraction=0.01"],
 }  # fmt: skip
 
 TINY_TRAINER = [
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=3",
     "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "trainer.log_every_n_steps=1",

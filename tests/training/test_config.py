@@ -84,7 +84,9 @@ def test_apply_overrides_copies_and_nests():
 
 
 def test_check_keys_suggests_close_match():
-    with pytest.raises(ConfigError, match="'model.hidden_chanels'; did you mean 'model.hidden_channels'"):
+    with pytest.raises(
+        ConfigError, match="'model.hidden_chanels'; did you mean 'model.hidden_channels'"
+    ):
         check_keys({"hidden_chanels": 1}, ["hidden_channels"], "model")
     with pytest.raises(ConfigError, match="must be a mapping"):
         check_keys([1], ["a"], "model")

@@ -81,12 +81,25 @@ def test_fit_fits_statistics_and_standardises_the_loss(datamodule, loss):
     assert torch.allclose(head.atomref.double(), expected.atomref, rtol=1e-5, atol=1e-3)
     assert head.std.item() == pytest.approx(expected.std.item(), rel=1e-5)
     assert head.atomref[6, 0].item() < -1000  # eV per carbon: the references are in place
+    # loss scale: spread of U0 about the sum of per-atom references and means
+    train = datamodule.train_dataset
+    baseline = torch.zeros(len(train), dtype=torch.float64)
+    per_atom = (head.mean + head.atomref[train.z]).double()[:, 0]
+    baseline.index_add_(0, _graph_ids(train), per_atom)
+    spread = (train.y[:, 7].double() - baseline).std().item()
+    assert module.loss_scale.item() == pytest.approx(spread, rel=1e-4)
+    assert 0.1 < spread < 5.0  # eV: far below the spread of U0 itself (about 1,100 eV)
     metrics = trainer.callback_metrics
-    error = metrics["train/mae"].item() / 1000 / head.std.item()  # standardised MAE
+    error = metrics["train/mae"].item() / 1000 / module.loss_scale.item()  # standardised
     if loss == "l1":
         assert metrics["train/loss"].item() == pytest.approx(error, rel=1e-4)
     else:
         assert metrics["train/loss"].item() >= error**2 * (1 - 1e-4)
+
+
+def _graph_ids(dataset):
+    sizes = torch.tensor([data.num_nodes for data in dataset])
+    return torch.repeat_interleave(torch.arange(len(dataset)), sizes)
 
 
 def test_predict_molecules_in_target_unit_and_checks_elements(datamodule):

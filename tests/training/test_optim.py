@@ -46,9 +46,9 @@ def test_cosine_schedule_drives_adamw():
 
 def test_weight_decay_only_on_matrices():
     model = _model()
-    optimizer = configure_optimizers(
-        model, total_steps=5, monitor="val/x", weight_decay=0.1
-    )["optimizer"]
+    optimizer = configure_optimizers(model, total_steps=5, monitor="val/x", weight_decay=0.1)[
+        "optimizer"
+    ]
     decayed, plain = optimizer.param_groups
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
     assert all(p.dim() == 2 for p in decayed["params"])

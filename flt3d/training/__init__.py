@@ -1,0 +1,66 @@
+"""Training with Lightning: tasks, run configurations, checkpoints, and the runs themselves.
+
+Needs the ``train`` extra (``pip install 'flt3d[train]'``: Lightning, PyYAML, TensorBoard).
+
+- :mod:`~flt3d.training.molecules`: QM9 data module and molecular property regression
+  (MAE in meV for energies).
+- :mod:`~flt3d.training.text`: character language modelling on pydoc text (bits per character).
+- :mod:`~flt3d.training.digits`: 8x8 digit classification (accuracy).
+- :mod:`~flt3d.training.config` and :mod:`~flt3d.training.tasks`: YAML run configurations,
+  ``KEY=VALUE`` overrides, validation against the task's signatures.
+- :mod:`~flt3d.training.optim`: AdamW, warm-up, cosine or plateau schedules.
+- :mod:`~flt3d.training.checkpoint`: atomic checkpoint writes, checked reads.
+- :mod:`~flt3d.training.run`: :func:`prepare_fit` (train, resume, data-parallel),
+  :func:`evaluate`, :func:`load_module`; what the ``flt3d`` command calls.
+
+Example:
+    >>> from flt3d.training import apply_overrides, load_config, validate_config
+    >>> config = apply_overrides(load_config("qm9"), ["model.target=U0"])
+    >>> validate_config(config)["model"]["target"]
+    'U0'
+"""
+
+from flt3d.training.base import TaskModule
+from flt3d.training.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from flt3d.training.config import (
+    ConfigError,
+    apply_overrides,
+    load_config,
+    parse_override,
+    shipped_configs,
+)
+from flt3d.training.digits import DigitClassification, DigitsDataModule
+from flt3d.training.molecules import MoleculeRegression, QM9DataModule, report_unit
+from flt3d.training.optim import configure_optimizers, warmup_cosine
+from flt3d.training.run import Evaluation, Run, evaluate, load_module, prepare_fit
+from flt3d.training.tasks import TASKS, get_task, validate_config
+from flt3d.training.text import CharLanguageModel, PydocDataModule
+
+__all__ = [
+    "TASKS",
+    "AtomicCheckpointIO",
+    "CharLanguageModel",
+    "CheckpointError",
+    "ConfigError",
+    "DigitClassification",
+    "DigitsDataModule",
+    "Evaluation",
+    "MoleculeRegression",
+    "PydocDataModule",
+    "QM9DataModule",
+    "Run",
+    "TaskModule",
+    "apply_overrides",
+    "configure_optimizers",
+    "evaluate",
+    "get_task",
+    "load_config",
+    "load_module",
+    "parse_override",
+    "prepare_fit",
+    "read_checkpoint",
+    "report_unit",
+    "shipped_configs",
+    "validate_config",
+    "warmup_cosine",
+]
