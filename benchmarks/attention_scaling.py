@@ -23,7 +23,7 @@ the resident memory after imports. The peak of torch's own CPU allocations durin
 forward+backward is read from the profiler where that is cheap. Times are medians over a few
 repeats after a warm-up where a case is cheap, otherwise one run.
 
-Full run (about 10 minutes on two cores), and a smoke run::
+Full run (5 to 10 minutes on two cores), and a smoke run::
 
     python benchmarks/attention_scaling.py
     python benchmarks/attention_scaling.py --quick --output /tmp/scaling.json

@@ -57,16 +57,36 @@ from _common import (  # noqa: E402
 )
 
 VARIANTS = {
-    "flt_gmm": {"label": "(a) FLT, Gaussian-mixture RPE", "positional": "rpe",
-                "spectrum": "gaussian_mixture", "attention": "linear"},
-    "flt_local": {"label": "(b) FLT, local RPE", "positional": "rpe",
-                  "spectrum": "local", "attention": "linear"},
-    "performer": {"label": "(c) Performer, no RPE", "positional": "none",
-                  "spectrum": None, "attention": "linear"},
-    "performer_ape": {"label": "(d) Performer, absolute PE", "positional": "absolute",
-                      "spectrum": None, "attention": "linear"},
-    "exact_gmm": {"label": "(e) exact softmax, GM RPE", "positional": "rpe",
-                  "spectrum": "gaussian_mixture", "attention": "exact"},
+    "flt_gmm": {
+        "label": "(a) FLT, Gaussian-mixture RPE",
+        "positional": "rpe",
+        "spectrum": "gaussian_mixture",
+        "attention": "linear",
+    },
+    "flt_local": {
+        "label": "(b) FLT, local RPE",
+        "positional": "rpe",
+        "spectrum": "local",
+        "attention": "linear",
+    },
+    "performer": {
+        "label": "(c) Performer, no RPE",
+        "positional": "none",
+        "spectrum": None,
+        "attention": "linear",
+    },
+    "performer_ape": {
+        "label": "(d) Performer, absolute PE",
+        "positional": "absolute",
+        "spectrum": None,
+        "attention": "linear",
+    },
+    "exact_gmm": {
+        "label": "(e) exact softmax, GM RPE",
+        "positional": "rpe",
+        "spectrum": "gaussian_mixture",
+        "attention": "exact",
+    },
 }
 REFERENCE = "flt_gmm"
 TASKS = {
@@ -138,8 +158,9 @@ def batch_source(task: str, data: dict, args):
     """A callable returning the next training batch, in a seeded order the same for all."""
     if task == "text":
         size = args.text_batch_size
-        windows = data["corpus"].dataset("train", args.context, num_windows=size * 256,
-                                         seed=args.seed)
+        windows = data["corpus"].dataset(
+            "train", args.context, num_windows=size * 256, seed=args.seed
+        )
         state = {"epoch": 0, "next": 0}
 
         def next_text():
@@ -184,8 +205,11 @@ def evaluate(task: str, model: nn.Module, data: dict, args) -> float:
             items = [windows[i] for i in range(start, min(start + 64, count))]
             x, y = torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
             logits = model(x)
-            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                           reduction="sum"))
+            total += float(
+                F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
+                )
+            )
             chars += y.numel()
         return total / chars / math.log(2)
     images, labels = data["splits"]["test"].tensors
@@ -209,8 +233,15 @@ def run_one(job: dict) -> dict:
     budget = args.text_budget if task == "text" else args.digits_budget
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay)
     wall = time.perf_counter()
-    log = train_for_budget(model, optimizer, batch_source(task, data, args), loss_fn,
-                           budget_seconds=budget, lr=lr, clip_norm=1.0)
+    log = train_for_budget(
+        model,
+        optimizer,
+        batch_source(task, data, args),
+        loss_fn,
+        budget_seconds=budget,
+        lr=lr,
+        clip_norm=1.0,
+    )
     value = evaluate(task, model, data, args)
     return {
         "task": task,
@@ -249,7 +280,7 @@ def claims(rows: list[dict]) -> dict:
     known = [v for v in per_task.values() if v is not None]
     out["learned_rpe_beats_linear_baselines"] = {
         "statement": "FLT with learned Gaussian-mixture RPE (a) beats Performer without RPE (c) "
-                     "and with absolute PE (d)",
+        "and with absolute PE (d)",
         "per_task": per_task,
         "held": bool(known) and all(known),
     }
@@ -263,8 +294,11 @@ def claims(rows: list[dict]) -> dict:
             "text", "flt_local", ("flt_gmm",)
         )
     out["linear_vs_exact"] = {
-        t: {"flt_gmm": value.get((t, "flt_gmm")), "exact_gmm": value.get((t, "exact_gmm")),
-            "linear_better": beats(t, "flt_gmm", ("exact_gmm",))}
+        t: {
+            "flt_gmm": value.get((t, "flt_gmm")),
+            "exact_gmm": value.get((t, "exact_gmm")),
+            "linear_better": beats(t, "flt_gmm", ("exact_gmm",)),
+        }
         for t in tasks
     }
     return out
@@ -272,8 +306,11 @@ def claims(rows: list[dict]) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny smoke run (small models, 1 CPU s per run, one process)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny smoke run (small models, 1 CPU s per run, one process)",
+    )
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
@@ -283,23 +320,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num-features", type=int, default=32)
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--context", type=int, default=128, help="characters per window")
-    parser.add_argument("--text-hidden", type=int, default=64,
-                        help="width of the reference model (a); others are matched to it")
+    parser.add_argument(
+        "--text-hidden",
+        type=int,
+        default=64,
+        help="width of the reference model (a); others are matched to it",
+    )
     parser.add_argument("--text-layers", type=int, default=2)
     parser.add_argument("--text-batch-size", type=int, default=16)
     parser.add_argument("--text-lr", type=float, default=2e-3)
     parser.add_argument("--text-budget", type=float, default=200.0, help="CPU s per run")
-    parser.add_argument("--eval-windows", type=int, default=None,
-                        help="test windows to score (default all)")
+    parser.add_argument(
+        "--eval-windows", type=int, default=None, help="test windows to score (default all)"
+    )
     parser.add_argument("--digits-hidden", type=int, default=64)
     parser.add_argument("--digits-layers", type=int, default=2)
     parser.add_argument("--digits-batch-size", type=int, default=32)
     parser.add_argument("--patch-size", type=int, default=1, choices=(1, 2))
     parser.add_argument("--digits-lr", type=float, default=2e-3)
     parser.add_argument("--digits-budget", type=float, default=60.0, help="CPU s per run")
-    parser.add_argument("--json", default=None,
-                        help="output JSON (default benchmarks/results/grid_tasks.json; "
-                             "quick runs default to no file)")
+    parser.add_argument(
+        "--json",
+        default=None,
+        help="output JSON (default benchmarks/results/grid_tasks.json; "
+        "quick runs default to no file)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.jobs = 1
@@ -325,40 +370,68 @@ def main(argv=None) -> dict:
         for variant in args.variants:
             hidden, count, reference = matched_hidden(task, variant, base, args, data)
             if abs(count / reference - 1) > PARAM_TOLERANCE:
-                message = (f"{task}/{variant}: no width within ±10 % of {reference} parameters "
-                           f"(closest: {count} at hidden {hidden})")
+                message = (
+                    f"{task}/{variant}: no width within ±10 % of {reference} parameters "
+                    f"(closest: {count} at hidden {hidden})"
+                )
                 if not args.quick:
                     raise RuntimeError(message)
                 print(f"warning: {message}")  # tiny smoke-run models cannot always match
             sizes.append((task, VARIANTS[variant]["label"], hidden, count, count / reference))
-            jobs.append({"args": args, "task": task, "variant": variant, "hidden": hidden,
-                         "reference_parameters": reference})
+            jobs.append(
+                {
+                    "args": args,
+                    "task": task,
+                    "variant": variant,
+                    "hidden": hidden,
+                    "reference_parameters": reference,
+                }
+            )
     print(format_table(["task", "model", "hidden", "params", "/ (a)"], sizes))
-    print(f"budgets: text {args.text_budget:g} CPU s, digits {args.digits_budget:g} CPU s per "
-          f"run; {args.threads} thread(s), {args.jobs} job(s)")
+    print(
+        f"budgets: text {args.text_budget:g} CPU s, digits {args.digits_budget:g} CPU s per "
+        f"run; {args.threads} thread(s), {args.jobs} job(s)"
+    )
     if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            args.jobs, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             rows = list(pool.map(run_one, jobs))
     else:
         rows = [run_one(job) for job in jobs]
 
     table = format_table(
         ["task", "model", "params", "steps", "CPU s", "metric", "value"],
-        [[r["task"], r["model"], r["parameters"], r["train_steps"], r["cpu_seconds"],
-          r["metric"], r["value"]] for r in rows],
+        [
+            [
+                r["task"],
+                r["model"],
+                r["parameters"],
+                r["train_steps"],
+                r["cpu_seconds"],
+                r["metric"],
+                r["value"],
+            ]
+            for r in rows
+        ],
     )
     print(table)
     summary = claims(rows)
     lines = []
     c1 = summary["learned_rpe_beats_linear_baselines"]
-    detail = ", ".join(f"{t}: {'yes' if v else 'no'}" for t, v in c1["per_task"].items()
-                       if v is not None)
-    lines.append(f"learned RPE beats other linear attention variants: "
-                 f"{'HELD' if c1['held'] else 'NOT HELD'} ({detail})")
+    detail = ", ".join(
+        f"{t}: {'yes' if v else 'no'}" for t, v in c1["per_task"].items() if v is not None
+    )
+    lines.append(
+        f"learned RPE beats other linear attention variants: "
+        f"{'HELD' if c1['held'] else 'NOT HELD'} ({detail})"
+    )
     c2 = summary["local_rpe_helps_language_modelling"]
     if c2["held"] is not None:
-        lines.append(f"local RPE helps language modelling: {'HELD' if c2['held'] else 'NOT HELD'}"
-                     f" (local vs GM RPE: {'better' if c2['beats_gaussian_mixture_rpe'] else 'not better'})")
+        lines.append(
+            f"local RPE helps language modelling: {'HELD' if c2['held'] else 'NOT HELD'}"
+            f" (local vs GM RPE: {'better' if c2['beats_gaussian_mixture_rpe'] else 'not better'})"
+        )
     for line in lines:
         print(line)
     payload = {

@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     from flt3d.plot import rpe_profile
-    from flt3d.training.config import apply_overrides, load_config
-    from flt3d.training.run import prepare_fit
+    from flt3d.training import apply_overrides, load_config, prepare_fit
 
     overrides = [
         "model.target=U0",

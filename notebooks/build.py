@@ -104,7 +104,7 @@ QUICKSTART = [
         """
         import yaml
 
-        from flt3d.training.config import apply_overrides, load_config
+        from flt3d.training import apply_overrides, load_config
 
         overrides = [
             "model.target=gap",
@@ -138,7 +138,7 @@ QUICKSTART = [
         """
         import tempfile
 
-        from flt3d.training.run import prepare_fit
+        from flt3d.training import prepare_fit
 
         os.makedirs("runs", exist_ok=True)
         output = tempfile.mkdtemp(prefix="quickstart-", dir="runs")
@@ -177,7 +177,7 @@ QUICKSTART = [
     ),
     code(
         """
-        from flt3d.training.run import load_module
+        from flt3d.training import load_module
 
         task, module, entry = load_module(run.best_checkpoint)
         pred, true = [], []

@@ -37,8 +37,9 @@ def _run(script: str, *args: str, tmp_path: Path) -> dict:
 def test_qm9_budget_quick(tmp_path):
     payload = _run("qm9_budget.py", "--root", str(tmp_path / "qm9"), tmp_path=tmp_path)
     rows = payload["rows"]
-    expected = {(t, v) for t in ("gap", "U0") for v in
-                ("flt_exact", "flt_linear", "flt_norpe", "schnet")}
+    expected = {
+        (t, v) for t in ("gap", "U0") for v in ("flt_exact", "flt_linear", "flt_norpe", "schnet")
+    }
     assert {(r["target"], r["variant"]) for r in rows} == expected
     assert len(rows) == len(expected)
     for r in rows:

@@ -21,13 +21,13 @@ from torch_geometric.utils import scatter, softmax
 
 __all__ = ["linear_attention", "exact_attention"]
 
-# Largest number of elements of a per-token [n, H, M, E] outer product held at once.
-_CHUNK_ELEMENTS = 1 << 23
+# Largest number of elements of a chunk's [n, H, M, E] outer product or [n, n, H] score block
+# held at once (2^22 floats: 16 MiB, below the C allocator's 32 MiB mmap threshold).
+_CHUNK_ELEMENTS = 1 << 22
 
 
-def _chunks(n: int, per_row: int) -> list[slice]:
-    size = max(1, _CHUNK_ELEMENTS // max(per_row, 1))
-    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+def _chunk_rows(per_row: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // max(per_row, 1))
 
 
 def _maybe_checkpoint(fn, *args):
@@ -43,14 +43,23 @@ def _read_state(phi_q: Tensor, state: Tensor, batch: Tensor) -> Tensor:
 def _causal_chunk(
     phi_q: Tensor, phi_k: Tensor, v: Tensor, batch: Tensor, state: Tensor
 ) -> tuple[Tensor, Tensor]:
-    kv = torch.einsum("nhm,nhe->nhme", phi_k, v)
-    # a prefix sum per graph (rows of one graph are contiguous here), so that no graph's
-    # result depends on another's, not even in rounding
-    counts = torch.unique_consecutive(batch, return_counts=True)[1].tolist()
-    prefix = torch.cat([seg.cumsum(0) for seg in kv.split(counts)])
-    seen = state[batch] + prefix
-    out = torch.einsum("nhm,nhme->nhe", phi_q, seen)
-    return out, state.index_add(0, batch, kv)
+    # rows of one graph are contiguous here. Within the chunk: a masked [n, n, H] product;
+    # before it: each graph's running state. No graph's result depends on another's, and no
+    # row's on a later row, not even in rounding (masked terms are exact zeros).
+    allowed = (batch.unsqueeze(1) == batch.unsqueeze(0)).tril()
+    scores = torch.einsum("ihm,jhm->ijh", phi_q, phi_k) * allowed.unsqueeze(-1)
+    out = torch.einsum("ijh,jhe->ihe", scores, v)
+    graphs, counts = torch.unique_consecutive(batch, return_counts=True)
+    earlier, updates = [], []
+    for g, q_seg, k_seg, v_seg in zip(
+        graphs.tolist(),
+        phi_q.split(counts.tolist()),
+        phi_k.split(counts.tolist()),
+        v.split(counts.tolist()),
+    ):
+        earlier.append(torch.einsum("nhm,hme->nhe", q_seg, state[g]))
+        updates.append(torch.einsum("nhm,nhe->hme", k_seg, v_seg))
+    return out + torch.cat(earlier), state.index_add(0, graphs, torch.stack(updates))
 
 
 def linear_attention(
@@ -92,25 +101,30 @@ def linear_attention(
         phi_q, phi_k, v, batch = phi_q[perm], phi_k[perm], v[perm], batch[perm]
     v1 = torch.cat([v, v.new_ones(n, heads, 1)], dim=-1)
     e = v1.shape[-1]
-    chunks = _chunks(n, heads * m * e)
+    # chunks are views from split(): their gradients are gathered once, not one
+    # full-size gradient per chunk as indexing would
     if causal:
+        rows = 256  # a [c, c, H] score block per chunk: cost grows like N * c
         state = v1.new_zeros(num_graphs, heads, m, e)
         outs = []
-        for sl in chunks:
-            out, state = _maybe_checkpoint(
-                _causal_chunk, phi_q[sl], phi_k[sl], v1[sl], batch[sl], state
-            )
+        for chunk in zip(*(t.split(rows) for t in (phi_q, phi_k, v1, batch)), strict=True):
+            out, state = _maybe_checkpoint(_causal_chunk, *chunk, state)
             outs.append(out)
         out = torch.cat(outs, dim=0)
     elif num_graphs == 1:
         state = torch.einsum("nhm,nhe->hme", phi_k, v1)
         out = torch.einsum("nhm,hme->nhe", phi_q, state)
     else:
+        rows = _chunk_rows(heads * m * e)
         state = v1.new_zeros(num_graphs, heads, m, e)
-        for sl in chunks:
-            state = state.index_add(0, batch[sl], torch.einsum("nhm,nhe->nhme", phi_k[sl], v1[sl]))
+        for k_c, v_c, b_c in zip(phi_k.split(rows), v1.split(rows), batch.split(rows), strict=True):
+            state = state.index_add(0, b_c, torch.einsum("nhm,nhe->nhme", k_c, v_c))
         out = torch.cat(
-            [_maybe_checkpoint(_read_state, phi_q[sl], state, batch[sl]) for sl in chunks], dim=0
+            [
+                _maybe_checkpoint(_read_state, q_c, state, b_c)
+                for q_c, b_c in zip(phi_q.split(rows), batch.split(rows), strict=True)
+            ],
+            dim=0,
         )
     tiny = torch.finfo(out.dtype).tiny
     out = out[..., :-1] / out[..., -1:].clamp_min(tiny)

@@ -107,7 +107,7 @@ class GaussianMixture(Spectrum):
 
     @property
     def mean(self) -> Tensor:
-        """Component means :math:`\mu_b`, ``[H, B, D]``."""
+        r"""Component means :math:`\mu_b`, ``[H, B, D]``."""
         return self.proposal_scale * self.mean_unit
 
     def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:

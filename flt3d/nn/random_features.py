@@ -110,7 +110,7 @@ def positive_features(
             0, index.view(-1, 1, 1).expand_as(stabilizer), stabilizer, reduce="amax"
         )
         stabilizer = seg[index]
-    features = torch.exp(exponent - stabilizer) / math.sqrt(projection.shape[1])
+    features = torch.exp(exponent - (stabilizer + 0.5 * math.log(projection.shape[1])))
     return features, stabilizer
 
 

@@ -21,8 +21,8 @@ class TaskModule(L.LightningModule):
     """Base ``LightningModule``: builds the model from its config and writes the flt3d entry.
 
     Subclasses set :attr:`task`, :attr:`monitor` and :attr:`monitor_mode`, implement
-    :meth:`build_model` and the steps, and pass their extra options to ``__init__`` of this
-    class through ``save_hyperparameters`` (called by the subclass).
+    :meth:`build_model`, the steps, :meth:`report` and :meth:`module_options`, and call
+    ``save_hyperparameters()`` in their ``__init__``.
 
     Args:
         model: keyword arguments of the model (its ``config``).
@@ -32,7 +32,7 @@ class TaskModule(L.LightningModule):
     Attributes:
         model: the ``torch.nn.Module`` built by :meth:`build_model`.
         run_config: the full run configuration, stored in checkpoints when set (by
-            :func:`flt3d.training.run.fit`).
+            :func:`flt3d.training.run.prepare_fit`).
     """
 
     task: ClassVar[str] = ""

@@ -12,7 +12,7 @@ A run configuration is a nested mapping with the sections
 ``module``            further keyword arguments of the task's ``LightningModule`` (``loss``)
 ``optim``             keyword arguments of :func:`flt3d.training.optim.configure_optimizers`
 ``trainer``           keyword arguments of ``lightning.Trainer`` (loggers, callbacks and
-                      checkpoint I/O are set by :func:`flt3d.training.run.fit`)
+                      checkpoint I/O are set by :func:`flt3d.training.run.prepare_fit`)
 ====================  ===========================================================================
 
 Unknown keys are errors (see :func:`flt3d.training.tasks.validate_config`), so a typo never

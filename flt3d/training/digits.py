@@ -17,7 +17,7 @@ __all__ = ["DigitClassification", "DigitsDataModule"]
 
 
 class DigitsDataModule(L.LightningDataModule):
-    """The digits with the seeded stratified split of :func:`flt3d.datasets.digits.stratified_split`.
+    """The 8x8 digits, split by :func:`~flt3d.datasets.digits.stratified_split` (seeded).
 
     Args:
         batch_size: images per batch (default ``64``).

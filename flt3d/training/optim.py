@@ -119,7 +119,7 @@ def configure_optimizers(
         anneal_to_max_time: ``cosine`` also follows the share of ``trainer.max_time`` used
             (see the module docstring; default ``False``).
         ema_decay: decay of an exponential moving average of the weights, applied by the
-            training run (:func:`flt3d.training.run.fit`) through Lightning's
+            training run (:func:`flt3d.training.run.prepare_fit`) through Lightning's
             ``EMAWeightAveraging``; ignored here (default ``None``, no average).
         time_fraction: returns the share of the time budget used, read at every scheduler
             step when ``anneal_to_max_time`` is set (the ``LightningModule`` provides it).

@@ -1,4 +1,4 @@
-"""Training runs, evaluation and prediction from run configurations and checkpoints.
+"""Training runs and evaluation, from run configurations and checkpoints.
 
 A run writes into one output folder::
 
@@ -10,9 +10,13 @@ A run writes into one output folder::
       tensorboard/version_k/   TensorBoard events of (re)start k
       results.yaml             validation and test metrics of best.ckpt, at the end
 
-``fit(config, output, resume=True)`` continues from ``checkpoints/last.ckpt`` through Lightning's
-``ckpt_path``: the step count, optimiser and scheduler states, callbacks (best score, weight
-average) and the data loader's epoch all carry on.
+``prepare_fit(config, output, resume=True).run()`` continues from ``checkpoints/last.ckpt``
+through Lightning's ``ckpt_path``: the step count, optimiser and scheduler states, callbacks
+(best score, weight average, time budget) and the epoch counter all carry on.
+
+Checkpoints are written with :class:`~flt3d.training.checkpoint.AtomicCheckpointIO` (temporary
+file in the checkpoint folder, then ``os.replace``): a run killed while saving leaves the previous
+``last.ckpt`` intact.
 
 Several GPUs or nodes: set ``trainer.devices``, ``trainer.num_nodes`` and
 ``trainer.strategy: ddp``; Lightning launches the processes and shards the data with a

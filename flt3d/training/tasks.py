@@ -26,7 +26,7 @@ __all__ = ["TASKS", "TRAINER_MANAGED", "Task", "get_task", "validate_config"]
 TRAINER_MANAGED = frozenset(
     {"callbacks", "logger", "default_root_dir", "plugins", "enable_checkpointing"}
 )
-"""``Trainer`` arguments that :func:`flt3d.training.run.fit` sets and a config may not."""
+"""``Trainer`` arguments that :func:`flt3d.training.run.prepare_fit` sets itself."""
 
 _OPTIM_MANAGED = frozenset({"module", "total_steps", "monitor", "monitor_mode", "time_fraction"})
 

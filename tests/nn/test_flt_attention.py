@@ -11,12 +11,12 @@ from flt3d.testing import (
 )
 
 
-def moved(att: FLTAttention, seed: int = 3) -> FLTAttention:
+def moved(att: FLTAttention, seed: int = 3, scale: float = 0.5) -> FLTAttention:
     """Move every spectral parameter off its initial value (a non-trivial RPE)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in att.spectrum.parameters():
-            p.add_(0.5 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
     return att
 
 
@@ -101,13 +101,21 @@ def test_rpe_is_not_trivial_after_moving():
 
 @pytest.mark.parametrize("mask", ["exp", "mul"])
 def test_kernel_estimate_unbiased_and_error_decays(mask):
-    """Mean over feature redraws within 3 standard errors of the exact kernel; RMSE ~ m^-1/2."""
+    """Mean over feature redraws within 3 standard errors of the exact kernel; RMSE ~ m^-1/2.
+
+    The spectral mass is set to A = 0.4: the positive features' relative variance grows like
+    exp(|x + y|^2) with |psi_Q + psi_K|^2 up to 4A, so for A >= 1 the error is heavy-tailed and
+    a few dozen draws cannot measure its decay reliably (see the output test for strong RPEs).
+    """
     gen = torch.Generator().manual_seed(5)
     n = 6
-    q = 0.6 * torch.randn(n, 1, 4, generator=gen, dtype=torch.float64)
-    k = 0.6 * torch.randn(n, 1, 4, generator=gen, dtype=torch.float64)
+    q = 0.4 * torch.randn(n, 1, 4, generator=gen, dtype=torch.float64)
+    k = 0.4 * torch.randn(n, 1, 4, generator=gen, dtype=torch.float64)
     pos = torch.randn(n, 3, generator=gen, dtype=torch.float64)
-    att = moved(FLTAttention(1, 4, 3, mask=mask, num_features=32)).double()
+    att = moved(FLTAttention(1, 4, 3, mask=mask, num_features=32), scale=0.25).double()
+    with torch.no_grad():
+        att.spectrum.weight.mul_(0.4 / att.spectrum.mass())
+    assert att.rpe(pos.unsqueeze(1) - pos.unsqueeze(0)).std() > 0.05  # a non-trivial RPE
     att.attention = "exact"
     exact = att.kernel(q, k, pos)
     att.attention = "linear"
@@ -125,10 +133,10 @@ def test_kernel_estimate_unbiased_and_error_decays(mask):
         att_m = FLTAttention(1, 4, 3, mask=mask, num_features=m).double()
         same_spectrum(att_m, att)
         errs = []
-        for _ in range(30):
+        for _ in range(60):
             att_m.redraw_features(generator=gen)
-            errs.append(((att_m.kernel(q, k, pos) - exact) / exact).pow(2).mean())
-        rmse.append(torch.stack(errs).mean().sqrt().item())
+            errs.append((att_m.kernel(q, k, pos) - exact).pow(2).mean())
+        rmse.append(torch.stack(errs).mean().sqrt().item() / exact.pow(2).mean().sqrt().item())
     ratios = [a / b for a, b in zip(rmse, rmse[1:])]  # each step is 4x the features: ratio ~2
     assert all(1.5 < r < 2.7 for r in ratios), (rmse, ratios)
 

@@ -102,3 +102,30 @@ def test_bad_options_name_the_option(options, match):
 def test_cosine_needs_a_finite_run(total):
     with pytest.raises(ValueError, match="needs a finite run length"):
         configure_optimizers(_model(), total_steps=total, monitor="val/x")
+
+
+def test_cosine_follows_the_time_budget_when_asked():
+    clock = {"fraction": 0.0}
+    config = configure_optimizers(
+        _model(), total_steps=1000, monitor="val/x", lr=1.0, warmup_steps=2,
+        min_lr_ratio=0.0, anneal_to_max_time=True, time_fraction=lambda: clock["fraction"],
+    )  # fmt: skip
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    lrs = _lrs(optimizer, [scheduler], 3)
+    assert lrs == pytest.approx([0.5, 1.0, 1.0])  # warm-up by steps, then the plateau top
+    clock["fraction"] = 0.5  # half the time used after 3 of 1000 steps: halfway down
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
+    clock["fraction"] = 1.0
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_time_fraction_is_ignored_unless_asked():
+    config = configure_optimizers(
+        _model(), total_steps=1000, monitor="val/x", lr=1.0, time_fraction=lambda: 1.0
+    )
+    lrs = _lrs(config["optimizer"], [config["lr_scheduler"]["scheduler"]], 2)
+    assert lrs == pytest.approx([1.0, 1.0], rel=1e-4)

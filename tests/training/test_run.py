@@ -139,3 +139,24 @@ def test_num_threads_is_applied(tiny, tmp_path):
     finally:
         torch.set_num_threads(before)
     assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_time_budget_stops_the_run_and_anneals_the_rate(tiny, tmp_path):
+    config = _config(
+        "qm9",
+        tiny(
+            "qm9", "trainer.max_epochs=1000", "trainer.max_time={seconds: 3}",
+            "optim.anneal_to_max_time=true", "optim.lr=1.0e-2", "optim.min_lr_ratio=0.1",
+            "trainer.limit_val_batches=1",
+        ),
+    )  # fmt: skip
+    run = prepare_fit(config, tmp_path)
+    run.run(evaluate_best=False)
+    last = read_checkpoint(run.last_checkpoint)
+    assert run.trainer.current_epoch < 1000  # the clock, not the epochs, ended the run
+    planned = 1000 * 3
+    assert last["global_step"] < planned / 4
+    # by steps the cosine would barely have moved (factor > 0.99); by time it neared the floor
+    # (the rate of the last step is set from the clock at that step's start)
+    [final_lr] = last["lr_schedulers"][0]["_last_lr"][:1]
+    assert 1e-3 <= final_lr < 0.5e-2
