@@ -244,7 +244,9 @@ def run_one(job: dict) -> dict:
     def next_batch():
         if not queue:
             perm = torch.randperm(len(train), generator=order)
-            queue.extend(perm[: len(perm) // args.batch_size * args.batch_size].split(args.batch_size))
+            queue.extend(
+                perm[: len(perm) // args.batch_size * args.batch_size].split(args.batch_size)
+            )
         return train.batch(queue.pop(0))
 
     def loss_fn(model, batch):
@@ -303,20 +305,36 @@ def goals(rows: list[dict], targets: list[str]) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default=os.environ.get("FLT3D_QM9_ROOT", "~/.cache/flt3d/qm9"),
-                        help="cache folder of the processed dataset")
-    parser.add_argument("--sample", action="store_true",
-                        help="use the shipped 4,000-molecule sample instead of the full QM9")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny smoke run (sample, small models, 1 CPU s per run, one process)")
-    parser.add_argument("--validation", action="store_true",
-                        help="evaluate on the standard split's validation part (for tuning)")
+    parser.add_argument(
+        "--root",
+        default=os.environ.get("FLT3D_QM9_ROOT", "~/.cache/flt3d/qm9"),
+        help="cache folder of the processed dataset",
+    )
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="use the shipped 4,000-molecule sample instead of the full QM9",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny smoke run (sample, small models, 1 CPU s per run, one process)",
+    )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="evaluate on the standard split's validation part (for tuning)",
+    )
     parser.add_argument("--train-size", type=int, default=10_000)
     parser.add_argument("--test-size", type=int, default=2_000)
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--budget-seconds", type=float, default=150.0,
-                        help="CPU seconds (process time) of training per model and target")
+    parser.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=150.0,
+        help="CPU seconds (process time) of training per model and target",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -331,9 +349,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--schnet-layers", type=int, default=6)
     parser.add_argument("--cutoff", type=float, default=5.0, help="SchNet radius (Å)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=None,
-                        help="output JSON (default benchmarks/results/qm9_budget.json; "
-                             "quick runs default to no file)")
+    parser.add_argument(
+        "--json",
+        default=None,
+        help="output JSON (default benchmarks/results/qm9_budget.json; "
+        "quick runs default to no file)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.sample = True
@@ -352,43 +373,84 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     train, test, dataset_name = load_splits(args)
     part = "validation" if args.validation else "test"
-    print(f"{dataset_name}: {len(train)} training, {len(test)} {part} molecules; "
-          f"{args.budget_seconds:g} CPU s per run, {args.threads} thread(s), {args.jobs} job(s)")
+    print(
+        f"{dataset_name}: {len(train)} training, {len(test)} {part} molecules; "
+        f"{args.budget_seconds:g} CPU s per run, {args.threads} thread(s), {args.jobs} job(s)"
+    )
     jobs, baseline = [], {}
     for target in args.targets:
         stats, scale = target_statistics(train, target)
         baseline[target] = composition_mae(test, TARGETS[target][0], stats) * TARGETS[target][2]
         for variant in args.variants:
-            jobs.append({"args": args, "variant": variant, "target": target, "train": train,
-                         "test": test, "stats": stats, "scale": scale})
+            jobs.append(
+                {
+                    "args": args,
+                    "variant": variant,
+                    "target": target,
+                    "train": train,
+                    "test": test,
+                    "stats": stats,
+                    "scale": scale,
+                }
+            )
     if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            args.jobs, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             rows = list(pool.map(run_one, jobs))
     else:
         rows = [run_one(job) for job in jobs]
 
     schnet = {r["target"]: r["test_mae"] for r in rows if r["variant"] == "schnet"}
     for r in rows:
-        r["ratio_to_schnet"] = r["test_mae"] / schnet[r["target"]] if r["target"] in schnet else None
-    headers = ["target", "model", "params", "steps", "epochs", "CPU s", "test MAE", "unit",
-               "/ SchNet"]
-    table = format_table(headers, [
-        [r["target"], r["model"], r["parameters"], r["train_steps"], r["epochs"],
-         r["cpu_seconds"], r["test_mae"], r["unit"],
-         r["ratio_to_schnet"] if r["ratio_to_schnet"] is not None else "-"]
-        for r in rows
-    ])
+        r["ratio_to_schnet"] = (
+            r["test_mae"] / schnet[r["target"]] if r["target"] in schnet else None
+        )
+    headers = [
+        "target",
+        "model",
+        "params",
+        "steps",
+        "epochs",
+        "CPU s",
+        "test MAE",
+        "unit",
+        "/ SchNet",
+    ]
+    table = format_table(
+        headers,
+        [
+            [
+                r["target"],
+                r["model"],
+                r["parameters"],
+                r["train_steps"],
+                r["epochs"],
+                r["cpu_seconds"],
+                r["test_mae"],
+                r["unit"],
+                r["ratio_to_schnet"] if r["ratio_to_schnet"] is not None else "-",
+            ]
+            for r in rows
+        ],
+    )
     print(table)
     for target, value in baseline.items():
-        print(f"  {target}: the training statistics alone (references, mean; no model) give "
-              f"MAE {value:.4g} {TARGETS[target][1]}")
+        print(
+            f"  {target}: the training statistics alone (references, mean; no model) give "
+            f"MAE {value:.4g} {TARGETS[target][1]}"
+        )
     summary = goals(rows, args.targets)
     for target, g in summary["per_target"].items():
-        print(f"  {target}: best FLTNet with RPE ({g['best_flt_variant']}) / SchNet = "
-              f"{g['best_flt_ratio_to_schnet']:.3f}; linear with RPE {g['rpe_linear_mae']} vs "
-              f"without {g['norpe_linear_mae']}")
-    goal = (f"flt3d MAE ≤ {GOAL_RATIO} × SchNet at equal CPU time: "
-            f"{'MET' if summary['goal_met'] else 'NOT MET'}")
+        print(
+            f"  {target}: best FLTNet with RPE ({g['best_flt_variant']}) / SchNet = "
+            f"{g['best_flt_ratio_to_schnet']:.3f}; linear with RPE {g['rpe_linear_mae']} vs "
+            f"without {g['norpe_linear_mae']}"
+        )
+    goal = (
+        f"flt3d MAE ≤ {GOAL_RATIO} × SchNet at equal CPU time: "
+        f"{'MET' if summary['goal_met'] else 'NOT MET'}"
+    )
     rpe = f"learned RPE better than no RPE: {'YES' if summary['rpe_better'] else 'NO'}"
     print(goal)
     print(rpe)

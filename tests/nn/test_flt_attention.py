@@ -285,3 +285,22 @@ def test_bad_input(call, match):
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FLTAttention(2, 3, 3, **kwargs)
+
+
+@pytest.mark.parametrize("spectrum", ["local", "gaussian_mixture", "mlp"])
+def test_1d_grid_rpe_depends_on_offset_only(spectrum):
+    """On a sequence grid, exact attention's RPE is a function of i - j: a Toeplitz matrix."""
+    from flt3d.datasets.grid import sequence_grid
+
+    pos, batch = sequence_grid(2, 12, dtype=torch.float64)
+    att = moved(FLTAttention(2, 3, 1, spectrum=spectrum, attention="exact")).double()
+    zeros = torch.zeros(12, 2, 3, dtype=torch.float64)
+    weights = att.kernel(zeros, zeros, pos[:12])  # exp(rpe(r_i - r_j)) with q = k = 0
+    for offset in range(-11, 12):
+        diagonal = torch.diagonal(weights, offset=offset)  # [H, 12 - |offset|]
+        assert torch.allclose(diagonal, diagonal[:, :1].expand_as(diagonal), atol=1e-12)
+    assert not torch.allclose(weights[0, 1], weights[0, 5])  # and it does vary with i - j
+    q = torch.randn(24, 2, 3, dtype=torch.float64)
+    out = att(q, q, q, pos, batch)
+    shifted = att(q, q, q, pos + torch.where(batch == 0, 37.0, -5.0).unsqueeze(1), batch)
+    assert torch.allclose(out, shifted, atol=1e-12)
