@@ -304,6 +304,39 @@ def claims(rows: list[dict]) -> dict:
     return out
 
 
+def claim_lines(rows: list[dict], summary: dict) -> list[str]:
+    """One line per claim, with the numbers it was decided on."""
+    value = {(r["task"], r["variant"]): r["value"] for r in rows}
+
+    letters = dict(zip(VARIANTS, "abcde"))
+
+    def listing(task: str, variants) -> str:
+        unit = "bpc" if task == "text" else "acc"
+        parts = [f"({letters[k]}) {value[(task, k)]:.3f}" for k in variants if (task, k) in value]
+        return f"{task}: " + ", ".join(parts) + f" {unit}"
+
+    lines = []
+    c1 = summary["learned_rpe_beats_linear_baselines"]
+    detail = "; ".join(
+        f"{'yes' if held else 'no'} on {listing(t, ('flt_gmm', 'performer', 'performer_ape'))}"
+        for t, held in c1["per_task"].items()
+        if held is not None
+    )
+    lines.append(
+        "learned RPE beats other linear attention variants: "
+        f"{'HELD' if c1['held'] else 'NOT HELD'} ({detail})"
+    )
+    c2 = summary["local_rpe_helps_language_modelling"]
+    if c2["held"] is not None:
+        vs_gmm = "better" if c2["beats_gaussian_mixture_rpe"] else "not better"
+        lines.append(
+            f"local RPE helps language modelling: {'HELD' if c2['held'] else 'NOT HELD'} "
+            f"({listing('text', ('flt_local', 'performer', 'performer_ape'))}; "
+            f"{vs_gmm} than the Gaussian-mixture RPE (a))"
+        )
+    return lines
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -417,21 +450,7 @@ def main(argv=None) -> dict:
     )
     print(table)
     summary = claims(rows)
-    lines = []
-    c1 = summary["learned_rpe_beats_linear_baselines"]
-    detail = ", ".join(
-        f"{t}: {'yes' if v else 'no'}" for t, v in c1["per_task"].items() if v is not None
-    )
-    lines.append(
-        f"learned RPE beats other linear attention variants: "
-        f"{'HELD' if c1['held'] else 'NOT HELD'} ({detail})"
-    )
-    c2 = summary["local_rpe_helps_language_modelling"]
-    if c2["held"] is not None:
-        lines.append(
-            f"local RPE helps language modelling: {'HELD' if c2['held'] else 'NOT HELD'}"
-            f" (local vs GM RPE: {'better' if c2['beats_gaussian_mixture_rpe'] else 'not better'})"
-        )
+    lines = claim_lines(rows, summary)
     for line in lines:
         print(line)
     payload = {

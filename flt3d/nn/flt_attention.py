@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.utils import to_dense_batch
 
-from flt3d.nn.attention import exact_attention, linear_attention
+from flt3d.nn.attention import dense_exact_attention, exact_attention, linear_attention
 from flt3d.nn.densities import make_spectrum
 from flt3d.nn.graph import center_pos, check_batch, graph_pairs
 from flt3d.nn.random_features import causal_shift, orthogonal_gaussian, positive_features
@@ -102,6 +103,8 @@ class FLTAttention(nn.Module):
         self.num_features = num_features
         self.causal = causal
         self.attention = attention
+        # exact mode lays graphs out densely when padding costs at most this factor in pairs
+        self.dense_waste = 2.0
         self.spectrum = make_spectrum(
             spectrum,
             heads,
@@ -174,6 +177,9 @@ class FLTAttention(nn.Module):
         batch, num_graphs = check_batch(batch, q.shape[0], q.device)
         pos = center_pos(pos.to(q.dtype), batch, num_graphs)
         if self.attention == "exact":
+            counts = torch.bincount(batch, minlength=num_graphs)
+            if num_graphs * int(counts.max()) ** 2 <= self.dense_waste * int(counts.pow(2).sum()):
+                return self._exact_dense(q, k, v, pos, batch, num_graphs)
             pairs = graph_pairs(batch, num_graphs, causal=self.causal)
             rpe = None
             if self.spectrum is not None:
@@ -181,6 +187,33 @@ class FLTAttention(nn.Module):
             return exact_attention(q, k, v, pairs, rpe=rpe, mask=self.mask)
         phi_q, phi_k = self.feature_maps(q, k, pos, batch, num_graphs)
         return linear_attention(phi_q, phi_k, v, batch, num_graphs, causal=self.causal)
+
+    def _exact_dense(
+        self, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, batch: Tensor, num_graphs: int
+    ) -> Tensor:
+        # the RPE matrix through its low-rank factors psi_Q . psi_K, equal to rpe(r_i - r_j)
+        # up to rounding and far cheaper than n^2 R trigonometric evaluations
+        flat = [q, k, v]
+        if self.spectrum is not None:
+            flat += list(self.spectrum.features(pos))
+        perm = torch.argsort(batch, stable=True)
+        dense = [to_dense_batch(t[perm], batch[perm], batch_size=num_graphs) for t in flat]
+        real = dense[0][1]
+        rpe = None
+        if self.spectrum is not None:
+            rpe = torch.einsum("gihr,gjhr->gijh", dense[3][0], dense[4][0])
+            if self.mask == "mul":
+                rpe = rpe + self.mul_shift().to(rpe.dtype)
+        out = dense_exact_attention(
+            dense[0][0],
+            dense[1][0],
+            dense[2][0],
+            real,
+            rpe=rpe,
+            mask=self.mask,
+            causal=self.causal,
+        )[real]
+        return torch.empty_like(out).index_copy_(0, perm, out)
 
     def feature_maps(
         self, q: Tensor, k: Tensor, pos: Tensor, batch: Tensor, num_graphs: int

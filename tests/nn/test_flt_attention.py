@@ -304,3 +304,17 @@ def test_1d_grid_rpe_depends_on_offset_only(spectrum):
     out = att(q, q, q, pos, batch)
     shifted = att(q, q, q, pos + torch.where(batch == 0, 37.0, -5.0).unsqueeze(1), batch)
     assert torch.allclose(out, shifted, atol=1e-12)
+
+
+@pytest.mark.parametrize("mask", ["exp", "mul"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_dense_and_pair_paths_agree(graphs64, mask, causal):
+    """Exact mode's two layouts (dense with masked keys, pair list) give the same output."""
+    q, k, v, pos, batch = graphs64
+    att = moved(FLTAttention(2, 3, 3, mask=mask, causal=causal, attention="exact")).double()
+    att.dense_waste = 0.0  # pairs
+    pairs = att(q, k, v, pos, batch)
+    att.dense_waste = float("inf")  # dense
+    dense = att(q, k, v, pos, batch)
+    assert torch.allclose(dense, pairs, atol=1e-12, rtol=0)
+    assert torch.allclose(dense, brute_force(att, q, k, v, pos, batch), atol=1e-8, rtol=0)
