@@ -185,7 +185,7 @@ def test_training_reduces_loss(qm9, target):
     model.set_statistics(*fit_statistics(model, qm9))
     b = Batch.from_data_list(qm9)
     y = b.y[:, target_index(target)]
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
     for _ in range(15):
         optimizer.zero_grad()
