@@ -152,7 +152,36 @@ class Run:
         }
         with open(os.path.join(self.output, RESULTS_FILE), "w", encoding="utf-8") as file:
             yaml.safe_dump(results, file, sort_keys=False)
+        save_rpe_figures(self.module.model, self.output)
         return self.evaluations
+
+
+def save_rpe_figures(model: torch.nn.Module, folder: str | os.PathLike) -> list[str]:
+    """Save the first FLT layer's learned RPE profile and spectrum as PNG files in ``folder``.
+
+    Returns the paths written: none when matplotlib (``flt3d[plot]``) is not installed or the
+    model has no spectral RPE.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib import pyplot as plt
+    except ImportError:
+        return []
+    from flt3d.nn import FLTAttention
+    from flt3d.plot import rpe_profile, spectrum
+
+    if not any(isinstance(m, FLTAttention) and m.spectrum is not None for m in model.modules()):
+        return []
+    paths = []
+    for name, draw in (("rpe_profile.png", rpe_profile), ("rpe_spectrum.png", spectrum)):
+        figure = draw(model)
+        path = os.path.join(folder, name)
+        figure.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(figure)
+        paths.append(path)
+    return paths
 
 
 @contextlib.contextmanager

@@ -30,6 +30,8 @@ def test_every_shipped_config_trains_a_few_steps(name, tiny, tmp_path):
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert saved["task"] == name and saved["trainer"]["limit_train_batches"] == 3
     assert glob.glob(str(tmp_path / "logs" / "version_0" / "metrics.csv"))
+    for figure in ("rpe_profile.png", "rpe_spectrum.png"):  # every shipped model has an RPE
+        assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert glob.glob(str(tmp_path / "tensorboard" / "version_0" / "events.out.tfevents.*"))
     metric = {"qm9": "mae", "digits": "acc", "pydoc_lm": "bpc"}[name]
     for evaluation in evaluations:
