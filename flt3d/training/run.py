@@ -162,10 +162,7 @@ def save_rpe_figures(model: torch.nn.Module, folder: str | os.PathLike) -> list[
     Returns the paths written: none when matplotlib (``flt3d[plot]``) is not installed or the
     model has no spectral RPE.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
+    try:  # the backend is left as it is (a notebook keeps its inline figures)
         from matplotlib import pyplot as plt
     except ImportError:
         return []
