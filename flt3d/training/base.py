@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import lightning as L
 from lightning.pytorch.callbacks import Timer
-from torch import nn
+from torch import Tensor, nn
 
 from flt3d import __version__
 from flt3d.training.checkpoint import CHECKPOINT_KEY
@@ -51,6 +51,36 @@ class TaskModule(L.LightningModule):
     def build_model(self, config: dict[str, Any]) -> nn.Module:
         """The model from its keyword arguments."""
         raise NotImplementedError  # pragma: no cover
+
+    def loss_and_metric(self, batch: Any) -> tuple[Tensor, str, Tensor, int]:
+        """``(loss, metric name, metric value, batch size)`` of one batch."""
+        raise NotImplementedError(f"{type(self).__name__} must define loss_and_metric()")
+
+    def _step(self, batch: Any, stage: str) -> Tensor:
+        loss, name, value, size = self.loss_and_metric(batch)
+        on_step = stage == "train"
+        self.log(
+            f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True, sync_dist=True
+        )
+        self.log(
+            f"{stage}/{name}",
+            value,
+            batch_size=size,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=stage != "test",
+            sync_dist=True,
+        )
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
 
     def report(self, metrics: Mapping[str, float], split: str) -> list[str]:
         """Printable lines of the metrics of one split (keys without the stage prefix)."""

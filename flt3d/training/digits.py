@@ -122,35 +122,13 @@ class DigitClassification(TaskModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    def loss_and_metric(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, str, Tensor, int]:
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
         acc = (logits.argmax(-1) == labels).float().mean()
         size = labels.shape[0]
-        on_step = stage == "train"
-        self.log(
-            f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True, sync_dist=True
-        )
-        self.log(
-            f"{stage}/acc",
-            acc,
-            batch_size=size,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=stage != "test",
-            sync_dist=True,
-        )
-        return loss
-
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "test")
+        return loss, "acc", acc, size
 
     def report(self, metrics: dict[str, float], split: str) -> list[str]:
         """``"{split} accuracy: {percent} %"``."""

@@ -248,36 +248,14 @@ class MoleculeRegression(TaskModule):
     def forward(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
         return self.model(z, pos, batch)
 
-    def _step(self, batch: Batch, stage: str) -> Tensor:
+    def loss_and_metric(self, batch: Batch) -> tuple[Tensor, str, Tensor, int]:
         pred = self(batch.z, batch.pos, batch.batch)[:, 0]
         y = batch.y[:, self.column].to(pred.dtype)
         error = (pred - y) / self.loss_scale
         loss = error.abs().mean() if self.loss == "l1" else error.pow(2).mean()
         mae = (pred - y).detach().abs().mean() * self.factor
         size = batch.num_graphs
-        on_step = stage == "train"
-        self.log(
-            f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True, sync_dist=True
-        )
-        self.log(
-            f"{stage}/mae",
-            mae,
-            batch_size=size,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=stage != "test",
-            sync_dist=True,
-        )
-        return loss
-
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._step(batch, "test")
+        return loss, "mae", mae, size
 
     @torch.no_grad()
     def predict_molecules(self, molecules: Sequence[Data], *, batch_size: int = 64) -> Tensor:

@@ -149,34 +149,12 @@ class CharLanguageModel(TaskModule):
     def forward(self, tokens: Tensor) -> Tensor:
         return self.model(tokens)
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    def loss_and_metric(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, str, Tensor, int]:
         tokens, target = batch
         logits = self(tokens)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
         size = tokens.shape[0]
-        on_step = stage == "train"
-        self.log(
-            f"{stage}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True, sync_dist=True
-        )
-        self.log(
-            f"{stage}/bpc",
-            loss.detach() / math.log(2),
-            batch_size=size,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=stage != "test",
-            sync_dist=True,
-        )
-        return loss
-
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "test")
+        return loss, "bpc", loss.detach() / math.log(2), size
 
     def report(self, metrics: dict[str, float], split: str) -> list[str]:
         """``"{split} bits per character: {bpc}"``."""
