@@ -110,6 +110,11 @@ class FLTNet(nn.Module):
         num_features: random features of the linear mode (default ``64``).
         num_frequencies: RPE frequencies (default ``16``).
         length_scale: shortest length the RPE resolves, in Å (default ``0.5``).
+        closed_form_rpe: exact mode applies the spectrum's closed form :math:`f` rather than
+            its ``num_frequencies`` estimate :math:`\hat f`, so exact mode is rotation
+            invariant (default ``True``; see :class:`~flt3d.nn.FLTAttention`).
+        spectral_filter: add the spectral filter branch to every block (see
+            :class:`~flt3d.nn.FLTConv`) (default ``False``).
         elements: allowed elements, atomic numbers or symbols (default H, C, N, O, F).
         mean: target mean (or per-atom mean for extensive heads) (default ``0.0``).
         std: target std (or per-atom std) (default ``1.0``).
@@ -147,6 +152,10 @@ class FLTNet(nn.Module):
         num_features: int = 64,
         num_frequencies: int = 16,
         length_scale: float = 0.5,
+        closed_form_rpe: bool = True,
+        spectral_filter: bool = False,
+        filter_heads: int | None = None,
+        filter_spectrum: str | None = None,
         elements: Sequence[int | str] = (1, 6, 7, 8, 9),
         mean: float | Sequence[float] = 0.0,
         std: float | Sequence[float] = 1.0,
@@ -180,6 +189,10 @@ class FLTNet(nn.Module):
             "num_features": num_features,
             "num_frequencies": num_frequencies,
             "length_scale": float(length_scale),
+            "closed_form_rpe": bool(closed_form_rpe),
+            "spectral_filter": bool(spectral_filter),
+            "filter_heads": filter_heads,
+            "filter_spectrum": filter_spectrum,
             "elements": numbers,
             "mean": _plain(mean),
             "std": _plain(std),
@@ -210,6 +223,10 @@ class FLTNet(nn.Module):
             num_features=num_features,
             num_frequencies=num_frequencies,
             length_scale=length_scale,
+            closed_form_rpe=closed_form_rpe and spectrum is not None,
+            spectral_filter=spectral_filter,
+            filter_heads=filter_heads,
+            filter_spectrum=filter_spectrum,
         )
         self.norm = nn.LayerNorm(hidden_channels)
         self.head: AtomwiseHead = make_head(

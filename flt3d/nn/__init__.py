@@ -24,6 +24,7 @@ from flt3d.nn.heads import (
     make_head,
 )
 from flt3d.nn.random_features import orthogonal_gaussian, positive_features
+from flt3d.nn.spectral_filter import SpectralFilter
 from flt3d.nn.spectrum import Spectrum, spectral_features, spectral_rpe
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "FLTConv",
     "FLTBlock",
     "set_attention",
+    "SpectralFilter",
     "Spectrum",
     "GaussianMixture",
     "IsotropicMixture",

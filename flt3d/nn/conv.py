@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from flt3d.nn.flt_attention import FLTAttention
+from flt3d.nn.spectral_filter import SpectralFilter
 
 __all__ = ["FLTConv", "FLTBlock", "set_attention"]
 
@@ -15,6 +17,11 @@ class FLTConv(nn.Module):
     .. math::
         x'_i = W_o \,\mathrm{FLTAttention}(W_q x, W_k x, W_v x, \mathrm{pos}, \mathrm{batch})_i
 
+    With ``spectral_filter=True`` a :class:`~flt3d.nn.SpectralFilter` branch runs beside the
+    attention on its own values, :math:`\sum_j f_h(r_i - r_j) W_u x_j`, and :math:`W_o` reads
+    both: attention averages, the filter sums (it counts neighbours and weighs them by
+    distance), at the same O(N) cost in linear mode.
+
     Args:
         in_channels: input channels ``C``.
         out_channels: output channels.
@@ -23,6 +30,12 @@ class FLTConv(nn.Module):
         pos_dim: coordinate dimension (default ``3``).
         attention: ``"linear"`` or ``"exact"`` (default ``"linear"``).
         bias: add biases to the projections (default ``True``).
+        spectral_filter: add the spectral filter branch (default ``False``), with its own
+            parameters, the attention's ``num_frequencies`` and ``length_scale``. Not causal.
+        filter_heads: filters of that branch (default ``heads``); each filters
+            ``heads * head_channels / filter_heads`` channels.
+        filter_spectrum: spectral family of the filters (default the attention's
+            ``spectrum``, or ``"isotropic_mixture"`` without one).
         **options: further :class:`~flt3d.nn.FLTAttention` options (``spectrum``, ``mask``,
             ``num_features``, ``num_frequencies``, ``causal``, ``length_scale``, ...).
 
@@ -49,6 +62,9 @@ class FLTConv(nn.Module):
         pos_dim: int = 3,
         attention: str = "linear",
         bias: bool = True,
+        spectral_filter: bool = False,
+        filter_heads: int | None = None,
+        filter_spectrum: str | None = None,
         **options,
     ) -> None:
         super().__init__()
@@ -63,9 +79,29 @@ class FLTConv(nn.Module):
         self.out_channels = out_channels
         self.heads = heads
         self.head_channels = head_channels
-        self.qkv = nn.Linear(in_channels, 3 * heads * head_channels, bias=bias)
+        self.filter = None
+        if spectral_filter:
+            if options.get("causal", False):
+                raise ValueError("spectral_filter is not causal; use it with causal=False")
+            filter_heads = heads if filter_heads is None else filter_heads
+            if filter_heads < 1 or (heads * head_channels) % filter_heads:
+                raise ValueError(
+                    f"filter_heads must divide heads * head_channels = {heads * head_channels}, "
+                    f"got {filter_heads}"
+                )
+            self.filter = SpectralFilter(
+                filter_heads,
+                heads * head_channels // filter_heads,
+                pos_dim,
+                spectrum=filter_spectrum or options.get("spectrum") or "isotropic_mixture",
+                num_frequencies=options.get("num_frequencies", 16),
+                length_scale=options.get("length_scale", 1.0),
+                attention=attention,
+            )
+        branches = 2 if spectral_filter else 1
+        self.qkv = nn.Linear(in_channels, (2 + branches) * heads * head_channels, bias=bias)
         self.attn = FLTAttention(heads, head_channels, pos_dim, attention=attention, **options)
-        self.out = nn.Linear(heads * head_channels, out_channels, bias=bias)
+        self.out = nn.Linear(branches * heads * head_channels, out_channels, bias=bias)
         self.reset_parameters()
 
     @property
@@ -76,18 +112,27 @@ class FLTConv(nn.Module):
     @attention.setter
     def attention(self, value: str) -> None:
         self.attn.attention = value
+        if self.filter is not None:
+            self.filter.attention = value
 
     def reset_parameters(self) -> None:
         """Reset projections and spectral parameters; redraw random features."""
         self.qkv.reset_parameters()
         self.out.reset_parameters()
         self.attn.reset_parameters()
+        if self.filter is not None:
+            self.filter.reset_parameters()
 
     def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
         if x.dim() != 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"x must be [N, {self.in_channels}], got {tuple(x.shape)}")
-        q, k, v = self.qkv(x).view(-1, 3, self.heads, self.head_channels).unbind(1)
-        return self.out(self.attn(q, k, v, pos, batch).flatten(1))
+        branches = 1 if self.filter is None else 2
+        qkvu = self.qkv(x).view(-1, 2 + branches, self.heads, self.head_channels).unbind(1)
+        out = self.attn(*qkvu[:3], pos, batch).flatten(1)
+        if self.filter is not None:
+            u = qkvu[3].reshape(-1, self.filter.heads, self.filter.head_channels)
+            out = torch.cat([out, self.filter(u, pos, batch).flatten(1)], dim=1)
+        return self.out(out)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, heads={self.heads})"
@@ -163,6 +208,6 @@ def set_attention(module: nn.Module, attention: str) -> nn.Module:
         ``module``, for chaining.
     """
     for m in module.modules():
-        if isinstance(m, FLTAttention):
+        if isinstance(m, (FLTAttention, SpectralFilter)):
             m.attention = attention
     return module

@@ -58,6 +58,11 @@ class FLTAttention(nn.Module):
         causal: attend only to tokens at or before the query, by row order within each graph.
         length_scale: shortest length the RPE resolves, in coordinate units (default ``1.0``).
         learnable_frequencies: learn the frequencies instead of keeping them fixed.
+        closed_form_rpe: in exact mode, apply the spectrum's closed form :math:`f` (the
+            :math:`R\to\infty` limit) instead of :math:`\hat f`; linear mode still estimates it
+            with the ``R`` frequencies. Exact mode is then free of frequency noise and, for an
+            isotropic spectrum, exactly rotation invariant. Needs ``mask="exp"`` and a family
+            with a closed form (default ``False``).
         spectrum_options: further keyword options of the spectral family.
 
     Shapes:
@@ -86,6 +91,7 @@ class FLTAttention(nn.Module):
         causal: bool = False,
         length_scale: float = 1.0,
         learnable_frequencies: bool = False,
+        closed_form_rpe: bool = False,
         spectrum_options: dict | None = None,
     ) -> None:
         super().__init__()
@@ -115,6 +121,14 @@ class FLTAttention(nn.Module):
             **(spectrum_options or {}),
         )
         self.spectrum_name = spectrum
+        self.closed_form_rpe = bool(closed_form_rpe)
+        if self.closed_form_rpe and self.spectrum is not None:
+            if mask != "exp":
+                raise ValueError(f"closed_form_rpe needs mask='exp', got mask={mask!r}")
+            if not self.spectrum.closed_form:
+                raise ValueError(
+                    f"closed_form_rpe needs a spectrum with a closed form, got {spectrum!r}"
+                )
         rides_in_kernel = self.spectrum is not None and mask == "exp"
         self.feature_dim = head_channels + (2 * num_frequencies if rides_in_kernel else 0)
         self.register_buffer(
@@ -153,17 +167,20 @@ class FLTAttention(nn.Module):
             self.spectrum.redraw_frequencies(generator=generator)
 
     def rpe(self, delta: Tensor) -> Tensor:
-        r"""The RPE the layer applies, in both modes: ``delta [..., D]`` → ``[..., H]``.
+        r"""The RPE exact mode applies: ``delta [..., D]`` → ``[..., H]``.
 
         :math:`\hat f(\Delta)` for ``exp`` (added to the logits) and :math:`c + \hat f(\Delta)`
-        for ``mul`` (the kernel's factor, :math:`c` the shift above); zeros / ones without a
-        spectrum.
+        for ``mul`` (the kernel's factor, :math:`c` the shift above); the closed form
+        :math:`f(\Delta)` with ``closed_form_rpe``; zeros / ones without a spectrum. Linear mode
+        estimates the same weights (with ``closed_form_rpe``, through :math:`\hat f`).
         """
         if delta.dim() < 1 or delta.shape[-1] != self.pos_dim:
             raise ValueError(f"delta must be [..., {self.pos_dim}], got {tuple(delta.shape)}")
         if self.spectrum is None:
             fill = 0.0 if self.mask == "exp" else 1.0
             return delta.new_full((*delta.shape[:-1], self.heads), fill)
+        if self.closed_form_rpe:
+            return self.spectrum.limit(delta)
         f = self.spectrum(delta)
         return f + self.mul_shift().to(f.dtype) if self.mask == "mul" else f
 
@@ -194,13 +211,18 @@ class FLTAttention(nn.Module):
         # the RPE matrix through its low-rank factors psi_Q . psi_K, equal to rpe(r_i - r_j)
         # up to rounding and far cheaper than n^2 R trigonometric evaluations
         flat = [q, k, v]
-        if self.spectrum is not None:
+        if self.closed_form_rpe and self.spectrum is not None:
+            flat.append(pos)
+        elif self.spectrum is not None:
             flat += list(self.spectrum.features(pos))
         perm = torch.argsort(batch, stable=True)
         dense = [to_dense_batch(t[perm], batch[perm], batch_size=num_graphs) for t in flat]
         real = dense[0][1]
         rpe = None
-        if self.spectrum is not None:
+        if self.closed_form_rpe and self.spectrum is not None:
+            dense_pos = dense[3][0]
+            rpe = self.rpe(dense_pos.unsqueeze(2) - dense_pos.unsqueeze(1))
+        elif self.spectrum is not None:
             rpe = torch.einsum("gihr,gjhr->gijh", dense[3][0], dense[4][0])
             if self.mask == "mul":
                 rpe = rpe + self.mul_shift().to(rpe.dtype)
@@ -304,5 +326,7 @@ class FLTAttention(nn.Module):
             f"{type(self).__name__}(heads={self.heads}, head_channels={self.head_channels}, "
             f"pos_dim={self.pos_dim}, spectrum={self.spectrum_name!r}, mask={self.mask!r}, "
             f"num_features={self.num_features}, attention={self.attention!r}, "
-            f"causal={self.causal})"
+            f"causal={self.causal}"
+            + (", closed_form_rpe=True" if self.closed_form_rpe else "")
+            + ")"
         )

@@ -90,6 +90,8 @@ class Spectrum(nn.Module, ABC):
     """
 
     proposals = ("gaussian", "cauchy")
+    #: whether :meth:`limit` is a closed form (cheap enough to evaluate on every pair)
+    closed_form = False
 
     def __init__(
         self,
