@@ -447,12 +447,12 @@ class RadialMixture(Spectrum):
 
     @property
     def width(self) -> Tensor:
-        """Shell widths :math:`\sigma_b`, ``[B]``."""
+        r"""Shell widths :math:`\sigma_b`, ``[B]``."""
         return self.proposal_scale * torch.sigmoid(self.width_logit)
 
     @property
     def radius(self) -> Tensor:
-        """Shell radii :math:`\mu_b`, ``[B]``."""
+        r"""Shell radii :math:`\mu_b`, ``[B]``."""
         return 2 * self.proposal_scale * torch.sigmoid(self.radius_logit)
 
     def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
@@ -538,7 +538,9 @@ class RadialBasis(Spectrum):
         if num_components < 1:
             raise ValueError(f"num_components must be positive, got {num_components}")
         if not init_width > 1:
-            raise ValueError(f"init_width must be above 1 (widths >= length_scale), got {init_width}")
+            raise ValueError(
+                f"init_width must be above 1 (widths >= length_scale), got {init_width}"
+            )
         self.num_components = num_components
         self.max_radius = 28 * self.length_scale if max_radius is None else float(max_radius)
         if not self.max_radius > 0:
@@ -567,7 +569,7 @@ class RadialBasis(Spectrum):
 
     @property
     def width(self) -> Tensor:
-        """Widths :math:`w_b \ge` ``length_scale``, ``[B]``."""
+        r"""Widths :math:`w_b \ge` ``length_scale``, ``[B]``."""
         return self.length_scale * (1 + nn.functional.softplus(self.width_raw))
 
     def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
