@@ -6,10 +6,13 @@ over the budget) and target statistics (per-element references fitted on the tra
 the residual's mean and std), for the same number of CPU seconds. Each then predicts the same
 held-out molecules. Variants:
 
-- ``flt_exact``: FLTNet, exact softmax attention with the learned isotropic spectral RPE;
-- ``flt_linear``: the same model in linear (random-feature) mode;
-- ``flt_norpe``: FLTNet in linear mode without RPE (plain Performer attention; the model then
-  sees no geometry at all, only the bag of atoms);
+- ``flt_exact``: FLTNet with its defaults in exact mode: softmax attention with the learned
+  isotropic spectral RPE (closed form) beside the spectral filter branch (learned radial basis,
+  one filter per channel, closed form);
+- ``flt_linear``: the same model in linear mode: random features for the attention kernel and
+  ``num_frequencies`` frequencies for the RPE and the filters, O(N) throughout;
+- ``flt_norpe``: FLTNet in linear mode without any RPE (plain Performer attention, no filter
+  branch; the model then sees no geometry at all, only the bag of atoms);
 - ``schnet``: ``torch_geometric.nn.models.SchNet`` on a 5 Å radius graph.
 
 Default run (full QM9 from ``qm9pack``; 10,000 training and 2,000 test molecules drawn with a
@@ -195,6 +198,7 @@ def build_model(variant: str, target: str, stats, args) -> nn.Module:
         target=target,
         attention="exact" if variant == "flt_exact" else "linear",
         spectrum=None if variant == "flt_norpe" else "isotropic_mixture",
+        spectral_filter=variant != "flt_norpe",
         num_features=args.num_features,
     )
     model.set_statistics(*stats)
@@ -350,11 +354,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr-flt", type=float, default=5e-4)
+    parser.add_argument("--lr-flt", type=float, default=1e-3)
     parser.add_argument("--lr-schnet", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--flt-hidden", type=int, default=128)
-    parser.add_argument("--flt-layers", type=int, default=4)
+    parser.add_argument("--flt-layers", type=int, default=2)
     parser.add_argument("--flt-heads", type=int, default=8)
     parser.add_argument("--num-features", type=int, default=64)
     parser.add_argument("--schnet-hidden", type=int, default=128)

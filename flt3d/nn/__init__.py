@@ -10,6 +10,8 @@ from flt3d.nn.densities import (
     LaplaceKernel,
     LocalRPE,
     MLPSpectrum,
+    RadialBasis,
+    RadialMixture,
     make_spectrum,
 )
 from flt3d.nn.flt_attention import FLTAttention
@@ -40,6 +42,8 @@ __all__ = [
     "LaplaceKernel",
     "LocalRPE",
     "MLPSpectrum",
+    "RadialBasis",
+    "RadialMixture",
     "SPECTRA",
     "make_spectrum",
     "spectral_features",

@@ -34,8 +34,8 @@ class FLTConv(nn.Module):
             parameters, the attention's ``num_frequencies`` and ``length_scale``. Not causal.
         filter_heads: filters of that branch (default ``heads``); each filters
             ``heads * head_channels / filter_heads`` channels.
-        filter_spectrum: spectral family of the filters (default the attention's
-            ``spectrum``, or ``"isotropic_mixture"`` without one).
+        filter_spectrum: spectral family of the filters (default the ``spectrum`` option
+            when one is given, else ``"isotropic_mixture"``).
         **options: further :class:`~flt3d.nn.FLTAttention` options (``spectrum``, ``mask``,
             ``num_features``, ``num_frequencies``, ``causal``, ``length_scale``, ...).
 

@@ -94,6 +94,11 @@ class GaussianMixture(Spectrum):
             self.mean_unit = nn.Parameter(torch.empty(heads, num_components, pos_dim))
         self.reset_parameters()
 
+    @property
+    def even(self) -> bool:
+        """Even unless ``directional``."""
+        return not self.directional
+
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """Equal weights; widths spread geometrically from 0.95 s to 0.15 s over all heads and
@@ -201,6 +206,7 @@ class LaplaceKernel(Spectrum):
     """
 
     closed_form = True
+    even = True
 
     def __init__(self, heads: int, pos_dim: int, *, init_scale: float = 1.0, **kwargs) -> None:
         kwargs.setdefault("proposal", "cauchy")
@@ -256,6 +262,7 @@ class LocalRPE(Spectrum):
     """
 
     closed_form = True
+    even = True
 
     def __init__(
         self,
@@ -353,6 +360,27 @@ class MLPSpectrum(Spectrum):
         return out[idx, :, idx], out[idx, :, self.heads + idx]
 
 
+def _distance(delta: Tensor) -> Tensor:
+    """``|delta|`` over the last axis, with a zero (not NaN) gradient at ``delta = 0``."""
+    r2 = delta.pow(2).sum(-1)
+    positive = r2 > 0
+    return torch.where(positive, torch.where(positive, r2, torch.ones_like(r2)).sqrt(), 0.0)
+
+
+class _BesselJ0(torch.autograd.Function):
+    """:math:`J_0` with its derivative :math:`-J_1` (``torch.special.bessel_j0`` has none)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return torch.special.bessel_j0(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return -grad * torch.special.bessel_j1(x)
+
+
 def _log_sphere_mean_exp(t: Tensor, dim: int) -> Tensor:
     r""":math:`\log \mathbb{E}_u e^{t\,u_1}` over unit vectors ``u`` uniform in ``dim`` dimensions."""
     if dim == 1:  # log cosh
@@ -370,7 +398,7 @@ def _sphere_mean_cos(x: Tensor, dim: int) -> Tensor:
     if dim == 1:
         return torch.cos(x)
     if dim == 2:
-        return torch.special.bessel_j0(x)
+        return _BesselJ0.apply(x)
     return torch.sinc(x / math.pi)
 
 
@@ -409,6 +437,7 @@ class RadialMixture(Spectrum):
     """
 
     closed_form = True
+    even = True
 
     def __init__(
         self,
@@ -473,7 +502,7 @@ class RadialMixture(Spectrum):
     def basis(self, delta: Tensor) -> Tensor:
         """The shells' closed forms at ``delta [..., D]``, ``[..., B]``."""
         self._check_delta(delta)
-        r = delta.pow(2).sum(-1).clamp_min(0).sqrt().unsqueeze(-1)  # [..., 1]
+        r = _distance(delta).unsqueeze(-1)  # [..., 1]
         sigma = self.width.to(delta.dtype)
         wave = _sphere_mean_cos(2 * math.pi * self.radius.to(delta.dtype) * r, self.pos_dim)
         return torch.exp(-2 * math.pi**2 * sigma.pow(2) * r.pow(2)) * wave
@@ -520,6 +549,7 @@ class RadialBasis(Spectrum):
     """
 
     closed_form = True
+    even = True
 
     def __init__(
         self,
@@ -586,7 +616,7 @@ class RadialBasis(Spectrum):
     def basis(self, delta: Tensor) -> Tensor:
         """The basis functions at ``delta [..., 3]``, ``[..., B]``."""
         self._check_delta(delta)
-        r = delta.pow(2).sum(-1).clamp_min(0).sqrt().unsqueeze(-1)  # [..., 1]
+        r = _distance(delta).unsqueeze(-1)  # [..., 1]
         w = self.width.to(delta.dtype)
         c = self.centre.to(delta.dtype)
         # (c / r) (e^{-(r-c)^2/2w^2} - e^{-(r+c)^2/2w^2}) = (c / r) e^{-(r-c)^2/2w^2} (1 - e^{-2rc/w^2})
@@ -619,7 +649,8 @@ def make_spectrum(name: str | None, heads: int, pos_dim: int, **kwargs) -> Spect
 
     Args:
         name: one of :data:`SPECTRA` (``"gaussian_mixture"``, ``"isotropic_mixture"``,
-            ``"gaussian"``, ``"laplace"``, ``"local"``, ``"mlp"``) or ``None``.
+            ``"gaussian"``, ``"laplace"``, ``"local"``, ``"mlp"``, ``"radial_mixture"``,
+            ``"radial_basis"``) or ``None``.
         heads: number of heads.
         pos_dim: coordinate dimension.
         **kwargs: options of the chosen family.

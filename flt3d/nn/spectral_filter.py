@@ -114,8 +114,16 @@ class SpectralFilter(nn.Module):
         pos = center_pos(pos.to(v.dtype), batch, num_graphs)
         if self.attention == "exact":
             i, j = graph_pairs(batch, num_graphs)
-            message = self.filter(pos[i] - pos[j]).unsqueeze(-1) * v[j]
-            return torch.zeros_like(v).index_add_(0, i, message)
+            if not self.spectrum.even:
+                message = self.filter(pos[i] - pos[j]).unsqueeze(-1) * v[j]
+                return torch.zeros_like(v).index_add_(0, i, message)
+            # f(-d) = f(d): evaluate each unordered pair once, and the self term f(0) once
+            upper = i < j
+            i, j = i[upper], j[upper]
+            f = self.filter(pos[i] - pos[j]).unsqueeze(-1)
+            out = self.filter(pos.new_zeros(1, self.pos_dim)).unsqueeze(-1) * v
+            out = out.index_add(0, i, f * v[j])
+            return out.index_add(0, j, f * v[i])
         psi_q, psi_k = self.spectrum.features(pos)  # [N, H, 2R]
         state = v.new_zeros(num_graphs, self.heads, psi_k.shape[-1], self.head_channels)
         state = state.index_add(0, batch, psi_k.unsqueeze(-1) * v.unsqueeze(-2))

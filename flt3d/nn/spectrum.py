@@ -92,6 +92,8 @@ class Spectrum(nn.Module, ABC):
     proposals = ("gaussian", "cauchy")
     #: whether :meth:`limit` is a closed form (cheap enough to evaluate on every pair)
     closed_form = False
+    #: whether :math:`f(-\Delta) = f(\Delta)` for every parameter value (no odd part)
+    even = False
 
     def __init__(
         self,

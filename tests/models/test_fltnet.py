@@ -15,6 +15,7 @@ from flt3d.nn import (
     IntensiveHead,
     set_attention,
 )
+from flt3d.testing import random_rotation
 
 TINY = dict(hidden_channels=16, num_layers=2, heads=2, num_features=16, num_frequencies=8)
 
@@ -120,9 +121,11 @@ def test_translation_invariance(batch, attention):
 
 
 def test_attention_switch(batch):
-    few = tiny(target="gap").double()
+    # exact mode on the same f-hat as linear mode: only the kernel features differ
+    options = dict(target="gap", spectral_filter=False, closed_form_rpe=False)
+    few = tiny(**options).double()
     torch.manual_seed(0)
-    many = FLTNet(**{**TINY, "num_features": 4096}, target="gap").double().eval()
+    many = FLTNet(**{**TINY, "num_features": 4096}, **options).double().eval()
     state = {k: v for k, v in few.state_dict().items() if not k.endswith("projection")}
     many.load_state_dict(state, strict=False)
     pos = batch.pos.double()
@@ -194,3 +197,32 @@ def test_training_reduces_loss(qm9, target):
         optimizer.step()
         losses.append(loss.item())
     assert sum(losses[-3:]) / 3 < 0.8 * losses[0]
+
+
+def test_exact_mode_is_rotation_invariant(batch):
+    """Exact mode uses closed forms of distances only: rotating every molecule changes nothing."""
+    model = tiny(target="gap").double()
+    assert model.blocks[0].conv.filter is not None  # the spectral filter is on by default
+    pos = batch.pos.double()
+    out = model(batch.z, pos, batch.batch)
+    for seed in range(3):
+        rot = random_rotation(dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        assert torch.allclose(model(batch.z, pos @ rot.T, batch.batch), out, atol=1e-10)
+    set_attention(model, "linear")  # finite frequencies: invariant in expectation only
+    rot = random_rotation(dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(
+        model(batch.z, pos @ rot.T, batch.batch), model(batch.z, pos, batch.batch), atol=1e-6
+    )
+
+
+def test_filter_counts_neighbours():
+    """Softmax attention averages, so doubling every atom in place changes nothing for it;
+    the filter sums, so it sees the doubled count."""
+    torch.manual_seed(0)
+    pos = torch.tensor([[0.0, 0.0, 0.0], [1.1, 0.0, 0.0]], dtype=torch.float64)
+    z = torch.tensor([6, 1])
+    for spectral_filter in (False, True):
+        model = tiny(target="gap", spectral_filter=spectral_filter).double()
+        once = model.representation(z, pos)[0]
+        twice = model.representation(z.repeat(2), pos.repeat(2, 1))[0]
+        assert torch.allclose(once, twice, atol=1e-9) != spectral_filter

@@ -7,6 +7,7 @@ from flt3d.nn import FLTAttention
 from flt3d.testing import (
     assert_batch_independent,
     assert_permutation_equivariant,
+    assert_rotation_invariant,
     assert_translation_invariant,
 )
 
@@ -138,9 +139,13 @@ def test_kernel_estimate_unbiased_and_error_decays(mask):
             errs.append((att_m.kernel(q, k, pos) - exact).pow(2).mean())
         rmse.append(torch.stack(errs).mean().sqrt().item() / exact.pow(2).mean().sqrt().item())
     ms = torch.tensor([16.0, 64.0, 256.0, 1024.0]).log()
-    slope = torch.linalg.lstsq(
-        torch.stack([ms, torch.ones(4)], 1), torch.tensor(rmse).log().unsqueeze(1)
-    ).solution[0].item()
+    slope = (
+        torch.linalg.lstsq(
+            torch.stack([ms, torch.ones(4)], 1), torch.tensor(rmse).log().unsqueeze(1)
+        )
+        .solution[0]
+        .item()
+    )
     assert -0.65 < slope < -0.35, (slope, rmse)  # m^(-1/2)
     assert 4 < rmse[0] / rmse[-1] < 14, rmse  # 64x the features: ideally 8x less error
 
@@ -322,3 +327,112 @@ def test_dense_and_pair_paths_agree(graphs64, mask, causal):
     dense = att(q, k, v, pos, batch)
     assert torch.allclose(dense, pairs, atol=1e-12, rtol=0)
     assert torch.allclose(dense, brute_force(att, q, k, v, pos, batch), atol=1e-8, rtol=0)
+
+
+# closed_form_rpe: exact mode applies the spectrum's closed form f instead of f_hat
+
+
+def closed_form_att(spectrum: str, **kwargs) -> FLTAttention:
+    kwargs.setdefault("attention", "exact")
+    return moved(FLTAttention(2, 3, 3, spectrum=spectrum, closed_form_rpe=True, **kwargs)).double()
+
+
+@pytest.mark.parametrize("spectrum", ["isotropic_mixture", "radial_mixture", "gaussian_mixture"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_closed_form_rpe_matches_brute_force(graphs64, spectrum, causal):
+    q, k, v, pos, batch = graphs64
+    att = closed_form_att(spectrum, causal=causal)
+    delta = pos.unsqueeze(1) - pos.unsqueeze(0)
+    # brute_force reads att.rpe: it must be the closed form, not the finite-frequency f_hat
+    assert torch.equal(att.rpe(delta), att.spectrum.limit(delta))
+    assert not torch.allclose(att.rpe(delta), att.spectrum(delta), atol=1e-3)
+    assert "closed_form_rpe=True" in repr(att)
+    out = att(q, k, v, pos, batch)
+    assert torch.allclose(out, brute_force(att, q, k, v, pos, batch), atol=1e-8, rtol=0)
+    att.closed_form_rpe = False  # the same parameters through f_hat: a different output
+    assert not torch.allclose(att(q, k, v, pos, batch), out, atol=1e-3)
+
+
+@pytest.mark.parametrize("spectrum", ["isotropic_mixture", "radial_mixture", "gaussian_mixture"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_closed_form_rpe_dense_and_pair_paths_agree(graphs64, spectrum, causal):
+    q, k, v, pos, batch = graphs64
+    att = closed_form_att(spectrum, causal=causal)
+    att.dense_waste = 0.0  # pairs
+    pairs = att(q, k, v, pos, batch)
+    att.dense_waste = float("inf")  # dense
+    dense = att(q, k, v, pos, batch)
+    assert torch.allclose(dense, pairs, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("spectrum", ["isotropic_mixture", "radial_mixture"])
+def test_closed_form_rpe_is_exactly_rotation_invariant(graphs64, spectrum):
+    q, k, v, pos, batch = graphs64
+    att = closed_form_att(spectrum)
+
+    def fn(x, p, b):
+        return att(x[:, :, :3], x[:, :, 3:6], x[:, :, 6:], p, b)
+
+    x = torch.cat([q, k, v], dim=-1)
+    for waste in (0.0, float("inf")):  # pair and dense layouts
+        att.dense_waste = waste
+        assert_rotation_invariant(fn, x, pos, batch)
+        assert_translation_invariant(fn, x, pos, batch, shift=1e3)
+    att.closed_form_rpe = False  # f_hat of one frequency draw is not isotropic: the check bites
+    with pytest.raises(AssertionError, match="rotation"):
+        assert_rotation_invariant(fn, x, pos, batch)
+
+
+def test_closed_form_rpe_leaves_linear_mode_alone(graphs64):
+    """Linear mode still estimates the RPE with the R frequencies, option or not."""
+    q, k, v, pos, batch = graphs64
+    att = closed_form_att("isotropic_mixture", attention="linear")
+    plain = FLTAttention(2, 3, 3, spectrum="isotropic_mixture", attention="linear").double()
+    plain.load_state_dict(att.state_dict())
+    assert torch.equal(att(q, k, v, pos, batch), plain(q, k, v, pos, batch))
+
+
+@pytest.mark.parametrize(
+    "spectrum",
+    [
+        "isotropic_mixture",
+        "radial_mixture",
+    ],
+)
+def test_closed_form_rpe_gradcheck(spectrum):
+    gen = torch.Generator().manual_seed(2)
+    n = 5
+    att = moved(
+        FLTAttention(
+            1,
+            2,
+            3,
+            spectrum=spectrum,
+            attention="exact",
+            closed_form_rpe=True,
+            num_features=8,
+            num_frequencies=4,
+            spectrum_options={"num_components": 3},
+        )
+    ).double()
+    q, k, v = (
+        torch.randn(n, 1, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+        for _ in range(3)
+    )
+    pos = torch.randn(n, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    batch = torch.tensor([0, 0, 1, 1, 1])
+    assert torch.autograd.gradcheck(lambda *a: att(*a, batch), (q, k, v, pos))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"mask": "mul"}, "closed_form_rpe needs mask='exp', got mask='mul'"),
+        ({"spectrum": "mlp"}, "closed_form_rpe needs a spectrum with a closed form, got 'mlp'"),
+    ],
+)
+def test_closed_form_rpe_bad_options(kwargs, match):
+    kwargs = {"spectrum": "isotropic_mixture", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        FLTAttention(2, 3, 3, closed_form_rpe=True, **kwargs)
+    FLTAttention(2, 3, 3, **kwargs)  # fine without the option
