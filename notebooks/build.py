@@ -463,9 +463,11 @@ RPE = [
 
         The target is the HOMO-LUMO gap (eV), predicted by FLTNet's intensive head (an average
         of per-atom contributions) in units of the training set's mean and standard deviation,
-        which `fit_statistics` sets. The network sees the geometry only through the RPE. Layers
-        use the isotropic Gaussian-mixture spectrum (4 components per head), so $f$ depends on
-        $|\\Delta|$ only.
+        which `fit_statistics` sets. The network sees the geometry through two learned spectral
+        functions of distance: the attention's RPE (an isotropic Gaussian mixture, 4 components
+        per head) and, beside the attention, one spectral filter per channel on a learned radial
+        basis, whose unnormalised sums $\\sum_j f_c(|r_i - r_j|)\\,u_j$ can count neighbours.
+        In exact mode both use their closed forms, which depend on $|\\Delta|$ only.
         """
     ),
     code(
