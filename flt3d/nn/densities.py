@@ -8,6 +8,7 @@ weights :math:`a_r = g_\theta(\xi_r)/p(\xi_r)`. Widths are bounded by the propos
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 
 import torch
 from torch import Tensor, nn
@@ -402,7 +403,52 @@ def _sphere_mean_cos(x: Tensor, dim: int) -> Tensor:
     return torch.sinc(x / math.pi)
 
 
-class RadialMixture(Spectrum):
+class _SharedShells(Spectrum):
+    r"""Radial families whose ``B`` basis functions are shared by the heads, weighed per head.
+
+    :math:`f_h(\Delta) = \sum_b w_{hb}\,\phi_b(\lVert\Delta\rVert)` and
+    :math:`g_h = \sum_b w_{hb}\, g_b`: subclasses give the basis :math:`\phi_b` (:meth:`basis`)
+    and its importance ratios :math:`g_b/p` (:meth:`basis_ratios`); ``B`` evaluations per pair
+    serve every head.
+    """
+
+    closed_form = True
+    even = True
+
+    def __init__(
+        self, heads: int, pos_dim: int, *, num_components: int, init_scale: float, **kwargs
+    ) -> None:
+        super().__init__(heads, pos_dim, **kwargs)
+        if num_components < 1:
+            raise ValueError(f"num_components must be positive, got {num_components}")
+        self.num_components = num_components
+        self.init_scale = init_scale
+        self.weight = nn.Parameter(torch.empty(heads, num_components))
+
+    @torch.no_grad()
+    def _reset_weight(self) -> None:
+        self.weight.normal_(0.0, self.init_scale / math.sqrt(self.num_components))
+
+    @abstractmethod
+    def basis(self, delta: Tensor) -> Tensor:
+        """The basis functions' closed forms at ``delta [..., D]``, ``[..., B]``."""
+
+    @abstractmethod
+    def basis_ratios(self, xi: Tensor) -> Tensor:
+        r"""Importance ratios :math:`g_b(\xi_r)/p(\xi_r)` at ``xi [H, R, D]``, ``[H, R, B]``."""
+
+    def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
+        a = torch.einsum("hb,hrb->hr", self.weight.to(xi.dtype), self.basis_ratios(xi))
+        return a, torch.zeros_like(a)
+
+    def limit(self, delta: Tensor) -> Tensor:
+        return self.basis(delta) @ self.weight.to(delta.dtype).T
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", num_components={self.num_components}"
+
+
+class RadialMixture(_SharedShells):
     r"""Mixture of spherical shells in frequency space: a radial basis learned through its spectrum.
 
     Each shell is a Gaussian of width :math:`\sigma_b` around a sphere of radius :math:`\mu_b`
@@ -436,9 +482,6 @@ class RadialMixture(Spectrum):
         torch.Size([5, 2])
     """
 
-    closed_form = True
-    even = True
-
     def __init__(
         self,
         heads: int,
@@ -449,17 +492,14 @@ class RadialMixture(Spectrum):
         init_scale: float = 1.0,
         **kwargs,
     ) -> None:
-        super().__init__(heads, pos_dim, **kwargs)
+        super().__init__(
+            heads, pos_dim, num_components=num_components, init_scale=init_scale, **kwargs
+        )
         if pos_dim > 3:
             raise ValueError(f"RadialMixture supports pos_dim 1, 2 or 3, got {pos_dim}")
-        if num_components < 1:
-            raise ValueError(f"num_components must be positive, got {num_components}")
         if not 0 < init_width < 1:
             raise ValueError(f"init_width must be in (0, 1), got {init_width}")
-        self.num_components = num_components
         self.init_width = float(init_width)
-        self.init_scale = init_scale
-        self.weight = nn.Parameter(torch.empty(heads, num_components))
         self.width_logit = nn.Parameter(torch.empty(num_components))
         self.radius_logit = nn.Parameter(torch.empty(num_components))
         self.reset_parameters()
@@ -472,7 +512,7 @@ class RadialMixture(Spectrum):
         radii = (torch.arange(b, dtype=torch.float64) + 0.5) / b * 0.9  # in units of 2 s
         self.radius_logit.copy_(_logit(radii))
         self.width_logit.fill_(float(_logit(torch.tensor(self.init_width))))
-        self.weight.normal_(0.0, self.init_scale / math.sqrt(b))
+        self._reset_weight()
 
     @property
     def width(self) -> Tensor:
@@ -484,7 +524,7 @@ class RadialMixture(Spectrum):
         r"""Shell radii :math:`\mu_b`, ``[B]``."""
         return 2 * self.proposal_scale * torch.sigmoid(self.radius_logit)
 
-    def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
+    def basis_ratios(self, xi: Tensor) -> Tensor:
         sigma = self.width.to(xi.dtype)  # [B]
         mu = self.radius.to(xi.dtype)
         rho = xi.norm(dim=-1).unsqueeze(-1)  # [H, R, 1]
@@ -495,9 +535,7 @@ class RadialMixture(Spectrum):
             - d * sigma.log()
             - 0.5 * d * math.log(2 * math.pi)
         )  # [H, R, B]
-        ratio = torch.exp(log_g - self.log_proposal(xi).unsqueeze(-1))
-        a = torch.einsum("hb,hrb->hr", self.weight.to(xi.dtype), ratio)
-        return a, torch.zeros_like(a)
+        return torch.exp(log_g - self.log_proposal(xi).unsqueeze(-1))
 
     def basis(self, delta: Tensor) -> Tensor:
         """The shells' closed forms at ``delta [..., D]``, ``[..., B]``."""
@@ -507,14 +545,8 @@ class RadialMixture(Spectrum):
         wave = _sphere_mean_cos(2 * math.pi * self.radius.to(delta.dtype) * r, self.pos_dim)
         return torch.exp(-2 * math.pi**2 * sigma.pow(2) * r.pow(2)) * wave
 
-    def limit(self, delta: Tensor) -> Tensor:
-        return self.basis(delta) @ self.weight.to(delta.dtype).T
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", num_components={self.num_components}"
-
-
-class RadialBasis(Spectrum):
+class RadialBasis(_SharedShells):
     r"""Gaussian bumps in distance, learned through their spectra (3D): SchNet's radial basis.
 
     Each basis function is a Gaussian of width :math:`w_b` around a sphere of radius
@@ -548,9 +580,6 @@ class RadialBasis(Spectrum):
         torch.Size([5, 2])
     """
 
-    closed_form = True
-    even = True
-
     def __init__(
         self,
         heads: int,
@@ -562,22 +591,19 @@ class RadialBasis(Spectrum):
         init_scale: float = 1.0,
         **kwargs,
     ) -> None:
-        super().__init__(heads, pos_dim, **kwargs)
+        super().__init__(
+            heads, pos_dim, num_components=num_components, init_scale=init_scale, **kwargs
+        )
         if pos_dim != 3:
             raise ValueError(f"RadialBasis needs pos_dim 3, got {pos_dim}")
-        if num_components < 1:
-            raise ValueError(f"num_components must be positive, got {num_components}")
         if not init_width > 1:
             raise ValueError(
                 f"init_width must be above 1 (widths >= length_scale), got {init_width}"
             )
-        self.num_components = num_components
         self.max_radius = 28 * self.length_scale if max_radius is None else float(max_radius)
         if not self.max_radius > 0:
             raise ValueError(f"max_radius must be positive, got {max_radius}")
         self.init_width = float(init_width)
-        self.init_scale = init_scale
-        self.weight = nn.Parameter(torch.empty(heads, num_components))
         self.centre_raw = nn.Parameter(torch.empty(num_components))
         self.width_raw = nn.Parameter(torch.empty(num_components))
         self.reset_parameters()
@@ -590,7 +616,7 @@ class RadialBasis(Spectrum):
         centres = torch.arange(1, b + 1, dtype=torch.float64) / b * self.max_radius
         self.centre_raw.copy_(centres.expm1().log())  # softplus^-1
         self.width_raw.fill_(math.log(math.expm1(self.init_width - 1)))
-        self.weight.normal_(0.0, self.init_scale / math.sqrt(b))
+        self._reset_weight()
 
     @property
     def centre(self) -> Tensor:
@@ -602,16 +628,14 @@ class RadialBasis(Spectrum):
         r"""Widths :math:`w_b \ge` ``length_scale``, ``[B]``."""
         return self.length_scale * (1 + nn.functional.softplus(self.width_raw))
 
-    def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
+    def basis_ratios(self, xi: Tensor) -> Tensor:
         w = self.width.to(xi.dtype)
         c = self.centre.to(xi.dtype)
         rho = xi.norm(dim=-1).unsqueeze(-1)  # [H, R, 1]
         log_k = 1.5 * torch.log(2 * math.pi * w.pow(2)) + math.log(2) + 2 * (c / w).log()
         log_envelope = log_k - 2 * math.pi**2 * w.pow(2) * rho.pow(2)
         ratio = torch.exp(log_envelope - self.log_proposal(xi).unsqueeze(-1))
-        ratio = ratio * torch.sinc(2 * c * rho)  # torch.sinc(x) = sin(pi x) / (pi x)
-        a = torch.einsum("hb,hrb->hr", self.weight.to(xi.dtype), ratio)
-        return a, torch.zeros_like(a)
+        return ratio * torch.sinc(2 * c * rho)  # torch.sinc(x) = sin(pi x) / (pi x)
 
     def basis(self, delta: Tensor) -> Tensor:
         """The basis functions at ``delta [..., 3]``, ``[..., B]``."""
@@ -624,12 +648,6 @@ class RadialBasis(Spectrum):
         safe = torch.where(t > 1e-6, r, torch.ones_like(r))
         ratio = torch.where(t > 1e-6, -torch.expm1(-t) * c / safe, 2 * c.pow(2) / w.pow(2))
         return torch.exp(-0.5 * (r - c).pow(2) / w.pow(2)) * ratio
-
-    def limit(self, delta: Tensor) -> Tensor:
-        return self.basis(delta) @ self.weight.to(delta.dtype).T
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", num_components={self.num_components}"
 
 
 SPECTRA: dict[str, type[Spectrum]] = {

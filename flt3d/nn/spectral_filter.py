@@ -18,11 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from flt3d.nn.densities import make_spectrum
+from flt3d.nn.flt_attention import ATTENTIONS
 from flt3d.nn.graph import center_pos, check_batch, graph_pairs
 
 __all__ = ["SpectralFilter"]
-
-MODES = ("linear", "exact")
 
 
 class SpectralFilter(nn.Module):
@@ -86,8 +85,8 @@ class SpectralFilter(nn.Module):
 
     @attention.setter
     def attention(self, value: str) -> None:
-        if value not in MODES:
-            raise ValueError(f"attention must be one of {MODES}, got {value!r}")
+        if value not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {value!r}")
         self._attention = value
 
     def reset_parameters(self) -> None:
