@@ -234,7 +234,7 @@ class FLTNet(nn.Module):
             num_features=num_features,
             num_frequencies=num_frequencies,
             length_scale=length_scale,
-            closed_form_rpe=closed_form_rpe and spectrum is not None,
+            closed_form_rpe=closed_form_rpe,
             spectral_filter=spectral_filter,
             filter_heads=hidden_channels if filter_heads is None else filter_heads,
             filter_spectrum=filter_spectrum,
