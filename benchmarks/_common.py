@@ -107,19 +107,22 @@ def train_for_budget(
     budget_seconds: float,
     lr: float,
     clip_norm: float | None = 10.0,
+    max_steps: int | None = None,
 ) -> dict:
     """Train until ``budget_seconds`` of CPU time are spent; return steps, CPU time, last loss.
 
     ``batches()`` returns the next batch (its cost is counted); ``loss_fn(model, batch)`` the
-    scalar loss. The learning rate follows :func:`budget_lr`.
+    scalar loss. The learning rate follows :func:`budget_lr`, over the CPU budget or, with
+    ``max_steps``, over that many steps (the budget is then ignored).
     """
     budget = CPUBudget(budget_seconds)
     model.train()
     steps, losses = 0, []
-    while not budget.exhausted:
+    while (steps < max_steps) if max_steps is not None else not budget.exhausted:
         with budget.running():
+            fraction = steps / max_steps if max_steps is not None else budget.fraction
             for group in optimizer.param_groups:
-                group["lr"] = budget_lr(lr, budget.fraction)
+                group["lr"] = budget_lr(lr, fraction)
             batch = batches()
             loss = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)

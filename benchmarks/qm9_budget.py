@@ -11,6 +11,8 @@ held-out molecules. Variants:
   one filter per channel, closed form);
 - ``flt_linear``: the same model in linear mode: random features for the attention kernel and
   ``num_frequencies`` frequencies for the RPE and the filters, O(N) throughout;
+- ``flt_linear_steps``: the linear model trained for as many steps as ``flt_exact`` took in
+  its budget (whatever CPU time that costs): linear against exact at an equal number of steps;
 - ``flt_norpe``: FLTNet in linear mode without any RPE (plain Performer attention, no filter
   branch; the model then sees no geometry at all, only the bag of atoms);
 - ``schnet``: ``torch_geometric.nn.models.SchNet`` on a 5 Å radius graph.
@@ -58,16 +60,19 @@ from _common import (  # noqa: E402
     write_json,
 )
 
-VARIANTS = ("flt_exact", "flt_linear", "flt_norpe", "schnet")
+VARIANTS = ("flt_exact", "flt_linear", "flt_linear_steps", "flt_norpe", "schnet")
 LABELS = {
     "flt_exact": "FLTNet exact",
     "flt_linear": "FLTNet linear",
+    "flt_linear_steps": "FLTNet linear, exact's steps",
     "flt_norpe": "FLTNet no RPE (Performer)",
     "schnet": "SchNet (PyG)",
 }
 # target name -> (QM9 column, unit reported, factor from eV)
 TARGETS = {"gap": (4, "eV", 1.0), "U0": (7, "meV", 1000.0)}
 GOAL_RATIO = 0.8
+# linear mode against exact mode at an equal number of steps
+LINEAR_RATIO = 1.15
 
 
 @dataclass
@@ -197,6 +202,7 @@ def build_model(variant: str, target: str, stats, args) -> nn.Module:
         heads=args.flt_heads,
         target=target,
         attention="exact" if variant == "flt_exact" else "linear",
+        cutoff=args.flt_cutoff,
         spectrum=None if variant == "flt_norpe" else "isotropic_mixture",
         spectral_filter=variant != "flt_norpe",
         num_features=args.num_features,
@@ -260,7 +266,13 @@ def run_one(job: dict) -> dict:
 
     wall = time.perf_counter()
     log = train_for_budget(
-        model, optimizer, next_batch, loss_fn, budget_seconds=args.budget_seconds, lr=lr
+        model,
+        optimizer,
+        next_batch,
+        loss_fn,
+        budget_seconds=args.budget_seconds,
+        lr=lr,
+        max_steps=job.get("max_steps"),
     )
     mae = evaluate(model, test, column) * factor
     return {
@@ -308,10 +320,26 @@ def goals(rows: list[dict], targets: list[str]) -> dict:
             "norpe_linear_mae": without,
             "rpe_better": better,
         }
+        exact, linear = mae.get((target, "flt_exact")), mae.get((target, "flt_linear"))
+        steps = mae.get((target, "flt_linear_steps"))
+        result["per_target"][target].update(
+            {
+                "linear_steps_over_exact": steps / exact if steps and exact else None,
+                "linear_over_schnet": linear / schnet if linear and schnet else None,
+            }
+        )
         met_all &= met
         rpe_all &= better
     result["goal_met"] = met_all
     result["rpe_better"] = rpe_all
+    per = result["per_target"].values()
+    result["linear_matches_exact"] = all(
+        g["linear_steps_over_exact"] is not None and g["linear_steps_over_exact"] <= LINEAR_RATIO
+        for g in per
+    )
+    result["linear_beats_schnet"] = all(
+        g["linear_over_schnet"] is not None and g["linear_over_schnet"] <= 1.0 for g in per
+    )
     return result
 
 
@@ -361,6 +389,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--flt-layers", type=int, default=2)
     parser.add_argument("--flt-heads", type=int, default=4)
     parser.add_argument("--num-features", type=int, default=64)
+    parser.add_argument("--flt-cutoff", type=float, default=5.0, help="FLTNet short range (Å)")
     parser.add_argument("--schnet-hidden", type=int, default=128)
     parser.add_argument("--schnet-layers", type=int, default=6)
     parser.add_argument("--cutoff", type=float, default=5.0, help="SchNet radius (Å)")
@@ -381,6 +410,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.schnet_hidden, args.schnet_layers = 32, 2
         args.num_features = 16
     return args
+
+
+def run_jobs(jobs: list[dict], processes: int) -> list[dict]:
+    """Run the jobs, in ``processes`` worker processes when that is more than one."""
+    if processes > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(run_one, jobs))
+    return [run_one(job) for job in jobs]
 
 
 def main(argv=None) -> dict:
@@ -409,13 +446,14 @@ def main(argv=None) -> dict:
                     "scale": scale,
                 }
             )
-    if args.jobs > 1:
-        with ProcessPoolExecutor(
-            args.jobs, mp_context=multiprocessing.get_context("spawn")
-        ) as pool:
-            rows = list(pool.map(run_one, jobs))
-    else:
-        rows = [run_one(job) for job in jobs]
+    # linear at exact's step count runs once exact mode has given its step count
+    later = [job for job in jobs if job["variant"] == "flt_linear_steps"]
+    first = [job for job in jobs if job["variant"] != "flt_linear_steps"]
+    rows = run_jobs(first, args.jobs)
+    steps = {r["target"]: r["train_steps"] for r in rows if r["variant"] == "flt_exact"}
+    later = [{**job, "max_steps": steps[job["target"]]} for job in later if job["target"] in steps]
+    rows += run_jobs(later, args.jobs)
+    rows.sort(key=lambda r: (args.targets.index(r["target"]), VARIANTS.index(r["variant"])))
 
     schnet = {r["target"]: r["test_mae"] for r in rows if r["variant"] == "schnet"}
     for r in rows:
@@ -470,8 +508,21 @@ def main(argv=None) -> dict:
         f"{'MET' if summary['goal_met'] else 'NOT MET'}"
     )
     rpe = f"learned RPE better than no RPE: {'YES' if summary['rpe_better'] else 'NO'}"
+    ratios = {
+        t: (g["linear_steps_over_exact"], g["linear_over_schnet"])
+        for t, g in summary["per_target"].items()
+    }
+    linear = (
+        f"linear ≤ {LINEAR_RATIO} × exact at equal steps: "
+        f"{'MET' if summary['linear_matches_exact'] else 'NOT MET'} "
+        f"({', '.join(f'{t} {_num(a)}' for t, (a, _) in ratios.items())}); "
+        f"linear ≤ SchNet at equal CPU time: "
+        f"{'MET' if summary['linear_beats_schnet'] else 'NOT MET'} "
+        f"({', '.join(f'{t} {_num(b)}' for t, (_, b) in ratios.items())})"
+    )
     print(goal)
     print(rpe)
+    print(linear)
     payload = {
         "benchmark": "qm9_budget",
         "dataset": dataset_name,
@@ -483,7 +534,7 @@ def main(argv=None) -> dict:
         "rows": rows,
         "statistics_only_mae": baseline,
         "goals": summary,
-        "goal_lines": [goal, rpe],
+        "goal_lines": [goal, rpe, linear],
         "table": table,
         "wall_seconds_total": round(time.perf_counter() - started, 1),
     }

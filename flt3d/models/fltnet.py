@@ -8,11 +8,14 @@ r"""FLTNet: a molecular property model from FLT blocks on 3D coordinates and an 
 Geometry enters through learned spectral functions of the displacements :math:`r_i - r_j`:
 the RPE of the attention (a bias on its logits) and the spectral filters beside it (an
 unnormalised sum :math:`\sum_j f_c(\lVert r_i - r_j\rVert)\,u_{jc}`, one filter per channel,
-whose radial basis is learned through its Fourier spectrum). The output is invariant to
-translations and permutations of the atoms, exactly; in exact mode both use their closed
-forms, which depend on distances only, so the model is exactly rotation invariant too. In
-linear mode the finite-frequency estimates are rotation invariant in expectation over the
-frequencies only.
+whose radial basis is learned through its Fourier spectrum). Both are short-range by default:
+the learned closed forms times a smooth cutoff envelope, evaluated on a neighbour list in linear
+mode and over all pairs in exact mode, so the two modes compute the same function there; pairs
+beyond the cutoff meet through the attention's content kernel (and an optional low-rank
+long-range RPE), estimated with random features in linear mode. The output is invariant to
+translations and permutations of the atoms, exactly, and to rotations exactly in exact mode;
+in linear mode the random features are rotation invariant in expectation only (their error,
+and so the rotation error, is measured in the tests).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from flt3d.nn.heads import (
     HeadStatistics,
     make_head,
 )
+from flt3d.nn.neighbors import neighbor_list
 
 __all__ = ["FLTNet", "fit_statistics", "head_for_target"]
 
@@ -114,9 +118,23 @@ class FLTNet(nn.Module):
         num_features: random features of the linear mode (default ``64``).
         num_frequencies: RPE frequencies (default ``16``).
         length_scale: shortest length the RPE and the filters resolve, in Å (default ``0.18``).
-        closed_form_rpe: exact mode applies the attention spectrum's closed form :math:`f`
-            rather than its ``num_frequencies`` estimate :math:`\hat f` (default ``True``; see
-            :class:`~flt3d.nn.FLTAttention`).
+        closed_form_rpe: without a cutoff, exact mode applies the attention spectrum's
+            closed form :math:`f` rather than its ``num_frequencies`` estimate :math:`\hat f`
+            (default ``False``; see :class:`~flt3d.nn.FLTAttention`).
+        cutoff: in Å, the range of the exact short range of the attention RPE and of the
+            spectral filters (default ``5.0``): within it, both are the learned closed forms
+            times a cosine envelope, computed on a neighbour list in linear mode (O(N k)) and
+            over all pairs in exact mode, the same function. ``None``: global low-rank
+            functions (the filters' bumps then have too much spectral mass for linear mode).
+        long_range: spectral family of the attention's low-rank long-range RPE beyond the
+            cutoff (default ``None``: none; e.g. ``"isotropic_mixture"``).
+        long_range_length_scale: its length scale in Å (default ``2.0``).
+        sampler: frequency sampler of the low-rank parts (default ``"density"``: draws from
+            the learned density itself, where the family allows).
+        nodes: node layout of those draws (default ``"quadrature"``: stratified radii and
+            evenly spread directions, randomly rotated; see :mod:`flt3d.nn.samplers`).
+        redraw: ``"train"`` (default: fresh random features and frequencies at every
+            training step, the stored draw in eval mode) or ``"never"``.
         spectral_filter: add the spectral filter branch to every block, an unnormalised sum
             :math:`\sum_j f_c(r_i - r_j) u_j` beside the attention (see :class:`~flt3d.nn.FLTConv`
             and :class:`~flt3d.nn.SpectralFilter`) (default ``True``). Softmax attention
@@ -163,7 +181,13 @@ class FLTNet(nn.Module):
         num_features: int = 64,
         num_frequencies: int = 16,
         length_scale: float = 0.18,
-        closed_form_rpe: bool = True,
+        closed_form_rpe: bool = False,
+        cutoff: float | None = 5.0,
+        long_range: str | None = None,
+        long_range_length_scale: float = 2.0,
+        sampler: str = "density",
+        nodes: str = "quadrature",
+        redraw: str = "train",
         spectral_filter: bool = True,
         filter_heads: int | None = None,
         filter_spectrum: str | None = "radial_basis",
@@ -201,6 +225,12 @@ class FLTNet(nn.Module):
             "num_frequencies": num_frequencies,
             "length_scale": float(length_scale),
             "closed_form_rpe": bool(closed_form_rpe),
+            "cutoff": None if cutoff is None else float(cutoff),
+            "long_range": long_range,
+            "long_range_length_scale": float(long_range_length_scale),
+            "sampler": sampler,
+            "nodes": nodes,
+            "redraw": redraw,
             "spectral_filter": bool(spectral_filter),
             "filter_heads": filter_heads,
             "filter_spectrum": filter_spectrum,
@@ -235,6 +265,13 @@ class FLTNet(nn.Module):
             num_frequencies=num_frequencies,
             length_scale=length_scale,
             closed_form_rpe=closed_form_rpe,
+            cutoff=cutoff if spectrum is not None else None,
+            filter_cutoff=cutoff,
+            long_range=long_range,
+            long_range_length_scale=long_range_length_scale,
+            sampler=sampler,
+            nodes=nodes,
+            redraw=redraw,
             spectral_filter=spectral_filter,
             filter_heads=hidden_channels if filter_heads is None else filter_heads,
             filter_spectrum=filter_spectrum,
@@ -304,9 +341,19 @@ class FLTNet(nn.Module):
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
             raise ValueError(f"pos must be [N, 3] = [{z.shape[0]}, 3], got {shape}")
         pos = pos.to(h.dtype)
+        neighbors = None
+        cutoff = self.cutoff
+        if cutoff is not None and self.attention == "linear":
+            # one neighbour list for every block (the search itself is not differentiated)
+            neighbors = neighbor_list(pos, batch, cutoff=cutoff, self_loops=True)
         for block in self.blocks:
-            h = block(h, pos, batch)
+            h = block(h, pos, batch, neighbors=neighbors)
         return self.norm(h)
+
+    @property
+    def cutoff(self) -> float | None:
+        """The short-range cutoff in Å (``None`` without one)."""
+        return self.blocks[0].conv.cutoff
 
     def forward(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
         """Predict per molecule; see the class docstring for shapes."""

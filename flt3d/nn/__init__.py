@@ -1,7 +1,7 @@
 """Random features, spectral densities, the attention functions and the FLT layers."""
 
 from flt3d.nn.attention import exact_attention, linear_attention
-from flt3d.nn.conv import FLTBlock, FLTConv, set_attention
+from flt3d.nn.conv import FLTBlock, FLTConv, set_attention, set_redraw
 from flt3d.nn.densities import (
     SPECTRA,
     GaussianKernel,
@@ -25,7 +25,10 @@ from flt3d.nn.heads import (
     IntensiveHead,
     make_head,
 )
+from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
+from flt3d.nn.pairs import pair_sum
 from flt3d.nn.random_features import orthogonal_gaussian, positive_features
+from flt3d.nn.samplers import FrequencySampler
 from flt3d.nn.spectral_filter import SpectralFilter
 from flt3d.nn.spectrum import Spectrum, spectral_features, spectral_rpe
 
@@ -34,6 +37,12 @@ __all__ = [
     "FLTConv",
     "FLTBlock",
     "set_attention",
+    "set_redraw",
+    "Neighbors",
+    "neighbor_list",
+    "cosine_cutoff",
+    "pair_sum",
+    "FrequencySampler",
     "SpectralFilter",
     "Spectrum",
     "GaussianMixture",

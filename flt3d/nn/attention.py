@@ -17,9 +17,15 @@ import math
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
-from torch_geometric.utils import scatter, softmax
+from torch_geometric.utils import scatter, softmax, to_dense_batch
 
-__all__ = ["linear_attention", "exact_attention", "dense_exact_attention"]
+__all__ = [
+    "linear_attention",
+    "linear_attention_sums",
+    "causal_linear_attention",
+    "exact_attention",
+    "dense_exact_attention",
+]
 
 # Largest number of elements of a chunk's [n, H, M, E] outer product or [n, n, H] score block
 # held at once (2^22 floats: 16 MiB, below the C allocator's 32 MiB mmap threshold).
@@ -41,25 +47,158 @@ def _read_state(phi_q: Tensor, state: Tensor, batch: Tensor) -> Tensor:
 
 
 def _causal_chunk(
-    phi_q: Tensor, phi_k: Tensor, v: Tensor, batch: Tensor, state: Tensor
-) -> tuple[Tensor, Tensor]:
-    # rows of one graph are contiguous here. Within the chunk: a masked [n, n, H] product;
-    # before it: each graph's running state. No graph's result depends on another's, and no
-    # row's on a later row, not even in rounding (masked terms are exact zeros).
-    allowed = (batch.unsqueeze(1) == batch.unsqueeze(0)).tril()
-    scores = torch.einsum("ihm,jhm->ijh", phi_q, phi_k) * allowed.unsqueeze(-1)
-    out = torch.einsum("ijh,jhe->ihe", scores, v)
+    q_exponent: Tensor,
+    k_exponent: Tensor,
+    v: Tensor,
+    q_outer: Tensor | None,
+    k_outer: Tensor | None,
+    batch: Tensor,
+    state: Tensor,
+    peak: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    # rows of one graph are contiguous here. Per graph: a running per-feature maximum of the
+    # key exponents (a prefix maximum, so no row sees a later one), a masked [n, n, H, m]
+    # block within the chunk, and before it the graph's state, kept relative to its maximum.
     graphs, counts = torch.unique_consecutive(batch, return_counts=True)
-    earlier, updates = [], []
-    for g, q_seg, k_seg, v_seg in zip(
-        graphs.tolist(),
-        phi_q.split(counts.tolist()),
-        phi_k.split(counts.tolist()),
-        v.split(counts.tolist()),
+    sizes = counts.tolist()
+    split = [t.split(sizes) if t is not None else [None] * len(sizes) for t in (q_outer, k_outer)]
+    outs, states, peaks = [], [], []
+    for g, eq, ek, vs, pq, pk in zip(
+        graphs.tolist(), q_exponent.split(sizes), k_exponent.split(sizes), v.split(sizes), *split
     ):
-        earlier.append(torch.einsum("nhm,hme->nhe", q_seg, state[g]))
-        updates.append(torch.einsum("nhm,nhe->hme", k_seg, v_seg))
-    return out + torch.cat(earlier), state.index_add(0, graphs, torch.stack(updates))
+        n = eq.shape[0]
+        prev = peak[g]  # [H, m]; -inf before the graph's first key
+        run = torch.maximum(torch.cummax(ek.detach(), dim=0).values, prev)  # [n, H, m]
+        row = (eq.detach() + run).amax(dim=-1, keepdim=True)
+        a = torch.exp(eq + run - row)  # <= 1, and 1 where the row's maximum is
+        allowed = torch.ones(n, n, dtype=torch.bool, device=eq.device).tril()[..., None, None]
+        e = torch.exp((ek.unsqueeze(0) - run.unsqueeze(1)).masked_fill(~allowed, -torch.inf))
+        scores = torch.einsum("ihm,ijhm->ijh", a, e)
+        carried = a * torch.exp(prev - run)
+        top = run[-1]
+        fresh = torch.exp(ek - top)
+        if pq is None:
+            out = torch.einsum("ijh,jhe->ihe", scores, vs)
+            out = out + torch.einsum("ihm,hme->ihe", carried, state[g])
+            update = torch.einsum("nhm,nhe->hme", fresh, vs)
+        else:
+            scores = scores * torch.einsum("ihr,jhr->ijh", pq, pk)
+            out = torch.einsum("ijh,jhe->ihe", scores, vs)
+            out = out + torch.einsum("ihm,ihr,hmre->ihe", carried, pq, state[g])
+            update = torch.einsum("nhm,nhr,nhe->hmre", fresh, pk, vs)
+        decay = torch.exp(prev - top).view(*top.shape, *([1] * (state.dim() - 3)))
+        outs.append(out)
+        states.append(state[g] * decay + update)
+        peaks.append(top)
+    return (
+        torch.cat(outs),
+        state.index_copy(0, graphs, torch.stack(states)),
+        peak.index_copy(0, graphs, torch.stack(peaks)),
+    )
+
+
+def causal_linear_attention(
+    q_exponent: Tensor,
+    k_exponent: Tensor,
+    v: Tensor,
+    batch: Tensor,
+    num_graphs: int,
+    *,
+    q_outer: Tensor | None = None,
+    k_outer: Tensor | None = None,
+) -> Tensor:
+    r"""Causal linear attention from the exponents of positive features, on a flat batch.
+
+    .. math::
+        \mathrm{out}_i = \frac{\sum_{j\le i}\hat K_{ij}\,M_{ij}\,v_j}{\sum_{j\le i}\hat K_{ij}\,M_{ij}},
+        \qquad \hat K_{ij} = \sum_m e^{e^Q_{im} + e^K_{jm}},\quad M_{ij} = \psi_Q(i)\cdot\psi_K(j)
+
+    (:math:`M = 1` without ``q_outer`` / ``k_outer``), a prefix sum over each graph's tokens in
+    row order. The running state is kept relative to a running maximum of every key feature,
+    and each query row is shifted by its own maximum over features of :math:`e^Q + \max e^K`:
+    no entry overflows, and every row's normaliser is at least that of its largest term (one,
+    times :math:`M`), so no row is silently zero however large the keys are. Work is chunked
+    (a masked ``[c, c, H, m]`` block per chunk) and recomputed in the backward pass.
+
+    Args:
+        q_exponent: query exponents, ``[N, H, m]`` (:func:`~flt3d.nn.random_features.feature_exponents`).
+        k_exponent: key exponents, ``[N, H, m]``.
+        v: values, ``[N, H, E]``.
+        batch: graph id per token, ``[N]``.
+        num_graphs: number of graphs.
+        q_outer: optional positive-sum factors :math:`\psi_Q`, ``[N, H, r]`` (the ``mul`` mask).
+        k_outer: their key side, ``[N, H, r]``.
+
+    Returns:
+        ``[N, H, E]``.
+    """
+    n, heads, m = q_exponent.shape
+    if n == 0:
+        return v.new_zeros(v.shape)
+    perm = None
+    if bool((batch[1:] < batch[:-1]).any()):
+        perm = torch.argsort(batch, stable=True)
+        q_exponent, k_exponent, v, batch = q_exponent[perm], k_exponent[perm], v[perm], batch[perm]
+        if q_outer is not None:
+            q_outer, k_outer = q_outer[perm], k_outer[perm]
+    v1 = torch.cat([v, v.new_ones(n, heads, 1)], dim=-1)
+    e = v1.shape[-1]
+    r = () if q_outer is None else (q_outer.shape[-1],)
+    state = v1.new_zeros(num_graphs, heads, m, *r, e)
+    peak = q_exponent.new_full((num_graphs, heads, m), -torch.inf)
+    rows = max(8, min(256, int(math.sqrt(_CHUNK_ELEMENTS / (heads * m * (r[0] if r else 1))))))
+    pieces = [t.split(rows) for t in (q_exponent, k_exponent, v1)]
+    outers = [t.split(rows) if t is not None else [None] * len(pieces[0]) for t in (q_outer, k_outer)]
+    outs = []
+    for eq, ek, vc, pq, pk, bc in zip(*pieces, *outers, batch.split(rows), strict=True):
+        out, state, peak = _maybe_checkpoint(_causal_chunk, eq, ek, vc, pq, pk, bc, state, peak)
+        outs.append(out)
+    out = torch.cat(outs, dim=0)
+    out = out[..., :-1] / out[..., -1:]
+    if perm is not None:
+        out = torch.empty_like(out).index_copy_(0, perm, out)
+    return out
+
+
+def linear_attention_sums(
+    phi_q: Tensor, phi_k: Tensor, v: Tensor, batch: Tensor, num_graphs: int
+) -> Tensor:
+    r"""Unnormalised sums :math:`\phi_Q(i)^\top S_{g(i)}` with :math:`S_g = \sum_{j\in g}\phi_K(j)[v_j, 1]^\top`.
+
+    Returns:
+        ``[N, H, E + 1]``: the numerator and, last, the normaliser of :func:`linear_attention`.
+    """
+    n, heads, m = phi_q.shape
+    v1 = torch.cat([v, v.new_ones(n, heads, 1)], dim=-1)
+    if n == 0:
+        return v1
+    e = v1.shape[-1]
+    # chunks are views from split(): their gradients are gathered once, not one
+    # full-size gradient per chunk as indexing would
+    if num_graphs == 1:
+        state = torch.einsum("nhm,nhe->hme", phi_k, v1)
+        return torch.einsum("nhm,hme->nhe", phi_q, state)
+    counts = torch.bincount(batch, minlength=num_graphs)
+    if num_graphs * int(counts.max()) <= 2 * n:
+        # graphs of similar sizes (molecules): a padded [G, n, ...] layout turns the segment
+        # sums into batched matrix products, with no per-token copy of the state
+        perm = torch.argsort(batch, stable=True)
+        dense = [to_dense_batch(t[perm], batch[perm], batch_size=num_graphs) for t in (phi_q, phi_k, v1)]
+        real = dense[0][1]
+        state = torch.einsum("gnhm,gnhe->ghme", dense[1][0], dense[2][0])
+        out = torch.einsum("gnhm,ghme->gnhe", dense[0][0], state)[real]
+        return torch.empty_like(out).index_copy_(0, perm, out)
+    rows = _chunk_rows(heads * m * e)
+    state = v1.new_zeros(num_graphs, heads, m, e)
+    for k_c, v_c, b_c in zip(phi_k.split(rows), v1.split(rows), batch.split(rows), strict=True):
+        state = state.index_add(0, b_c, torch.einsum("nhm,nhe->nhme", k_c, v_c))
+    return torch.cat(
+        [
+            _maybe_checkpoint(_read_state, q_c, state, b_c)
+            for q_c, b_c in zip(phi_q.split(rows), batch.split(rows), strict=True)
+        ],
+        dim=0,
+    )
 
 
 def linear_attention(
@@ -68,8 +207,6 @@ def linear_attention(
     v: Tensor,
     batch: Tensor,
     num_graphs: int,
-    *,
-    causal: bool = False,
 ) -> Tensor:
     r"""Normalised linear attention with positive feature maps on a flat batch.
 
@@ -77,9 +214,9 @@ def linear_attention(
         S_g = \sum_{j \in g} \phi_K(j)\, [v_j, 1]^\top, \qquad
         \mathrm{out}_i = \frac{\phi_Q(i)^\top S_{g(i)}[:, :e]}{\phi_Q(i)^\top S_{g(i)}[:, e]}
 
-    Per-graph sums are segment sums (no padding); causal mode is a prefix sum within each
-    graph in token order. Work is chunked over tokens and recomputed in the backward pass, so
-    no ``[N, H, M, E]`` tensor is kept and memory stays ``O(N (M + E) H)``.
+    Per-graph sums are segment sums (no padding). Work is chunked over tokens and recomputed in
+    the backward pass, so no ``[N, H, M, E]`` tensor is kept and memory stays
+    ``O(N (M + E) H)``. Causal attention is :func:`causal_linear_attention`.
 
     Args:
         phi_q: query features, ``[N, H, M]``, non-negative.
@@ -87,50 +224,15 @@ def linear_attention(
         v: values, ``[N, H, E]``.
         batch: graph id per token, ``[N]`` long.
         num_graphs: number of graphs ``G``.
-        causal: attend only to earlier tokens of the same graph (and the token itself).
 
     Returns:
         ``[N, H, E]``.
     """
-    n, heads, m = phi_q.shape
-    if n == 0:
+    if phi_q.shape[0] == 0:
         return v.new_zeros(v.shape)
-    perm = None
-    if causal and bool((batch[1:] < batch[:-1]).any()):
-        perm = torch.argsort(batch, stable=True)
-        phi_q, phi_k, v, batch = phi_q[perm], phi_k[perm], v[perm], batch[perm]
-    v1 = torch.cat([v, v.new_ones(n, heads, 1)], dim=-1)
-    e = v1.shape[-1]
-    # chunks are views from split(): their gradients are gathered once, not one
-    # full-size gradient per chunk as indexing would
-    if causal:
-        rows = 256  # a [c, c, H] score block per chunk: cost grows like N * c
-        state = v1.new_zeros(num_graphs, heads, m, e)
-        outs = []
-        for chunk in zip(*(t.split(rows) for t in (phi_q, phi_k, v1, batch)), strict=True):
-            out, state = _maybe_checkpoint(_causal_chunk, *chunk, state)
-            outs.append(out)
-        out = torch.cat(outs, dim=0)
-    elif num_graphs == 1:
-        state = torch.einsum("nhm,nhe->hme", phi_k, v1)
-        out = torch.einsum("nhm,hme->nhe", phi_q, state)
-    else:
-        rows = _chunk_rows(heads * m * e)
-        state = v1.new_zeros(num_graphs, heads, m, e)
-        for k_c, v_c, b_c in zip(phi_k.split(rows), v1.split(rows), batch.split(rows), strict=True):
-            state = state.index_add(0, b_c, torch.einsum("nhm,nhe->nhme", k_c, v_c))
-        out = torch.cat(
-            [
-                _maybe_checkpoint(_read_state, q_c, state, b_c)
-                for q_c, b_c in zip(phi_q.split(rows), batch.split(rows), strict=True)
-            ],
-            dim=0,
-        )
+    out = linear_attention_sums(phi_q, phi_k, v, batch, num_graphs)
     tiny = torch.finfo(out.dtype).tiny
-    out = out[..., :-1] / out[..., -1:].clamp_min(tiny)
-    if perm is not None:
-        out = torch.empty_like(out).index_copy_(0, perm, out)
-    return out
+    return out[..., :-1] / out[..., -1:].clamp_min(tiny)
 
 
 def exact_attention(

@@ -6,9 +6,10 @@ import torch
 from torch import Tensor, nn
 
 from flt3d.nn.flt_attention import FLTAttention
+from flt3d.nn.neighbors import Neighbors, neighbor_list
 from flt3d.nn.spectral_filter import SpectralFilter
 
-__all__ = ["FLTConv", "FLTBlock", "set_attention"]
+__all__ = ["FLTConv", "FLTBlock", "set_attention", "set_redraw"]
 
 
 class FLTConv(nn.Module):
@@ -36,11 +37,19 @@ class FLTConv(nn.Module):
             ``heads * head_channels / filter_heads`` channels.
         filter_spectrum: spectral family of the filters (default the ``spectrum`` option
             when one is given, else ``"isotropic_mixture"``).
+        filter_cutoff: make the filters local with this cutoff (default the attention's
+            ``cutoff`` option; see :class:`~flt3d.nn.SpectralFilter`).
+        filter_options: further :class:`~flt3d.nn.SpectralFilter` options (default: the
+            attention's ``num_frequencies``, ``length_scale``, ``sampler``, ``nodes`` and
+            ``redraw``).
         **options: further :class:`~flt3d.nn.FLTAttention` options (``spectrum``, ``mask``,
-            ``num_features``, ``num_frequencies``, ``causal``, ``length_scale``, ...).
+            ``num_features``, ``num_frequencies``, ``causal``, ``length_scale``, ``cutoff``,
+            ``long_range``, ``sampler``, ``nodes``, ``redraw``, ...).
 
     Shapes:
-        - **input:** x ``[N, C]``, pos ``[N, pos_dim]``, batch ``[N]`` (optional).
+        - **input:** x ``[N, C]``, pos ``[N, pos_dim]``, batch ``[N]`` (optional), neighbors
+          (optional: one :class:`~flt3d.nn.neighbors.Neighbors` list, with self loops, shared
+          by the layers of a model; found here when a branch has a cutoff and none is given).
         - **output:** ``[N, out_channels]``.
 
     Example:
@@ -65,6 +74,8 @@ class FLTConv(nn.Module):
         spectral_filter: bool = False,
         filter_heads: int | None = None,
         filter_spectrum: str | None = None,
+        filter_cutoff: float | None = None,
+        filter_options: dict | None = None,
         **options,
     ) -> None:
         super().__init__()
@@ -89,14 +100,19 @@ class FLTConv(nn.Module):
                     f"filter_heads must divide heads * head_channels = {heads * head_channels}, "
                     f"got {filter_heads}"
                 )
+            inherited = {
+                key: options[key]
+                for key in ("num_frequencies", "length_scale", "sampler", "nodes", "redraw")
+                if key in options
+            }
             self.filter = SpectralFilter(
                 filter_heads,
                 heads * head_channels // filter_heads,
                 pos_dim,
                 spectrum=filter_spectrum or options.get("spectrum") or "isotropic_mixture",
-                num_frequencies=options.get("num_frequencies", 16),
-                length_scale=options.get("length_scale", 1.0),
                 attention=attention,
+                cutoff=options.get("cutoff") if filter_cutoff is None else filter_cutoff,
+                **{**inherited, **(filter_options or {})},
             )
         branches = 2 if spectral_filter else 1
         self.qkv = nn.Linear(in_channels, (2 + branches) * heads * head_channels, bias=bias)
@@ -123,19 +139,43 @@ class FLTConv(nn.Module):
         if self.filter is not None:
             self.filter.reset_parameters()
 
-    def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
+    @property
+    def cutoff(self) -> float | None:
+        """The largest cutoff of the branches (``None`` if neither is local)."""
+        cutoffs = [m.cutoff for m in (self.attn, self.filter) if m is not None and m.cutoff]
+        return max(cutoffs) if cutoffs else None
+
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        *,
+        neighbors: Neighbors | None = None,
+    ) -> Tensor:
         if x.dim() != 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"x must be [N, {self.in_channels}], got {tuple(x.shape)}")
+        if neighbors is None and self.attention == "linear" and self.cutoff is not None:
+            neighbors = neighbor_list(pos, batch, cutoff=self.cutoff, self_loops=True)
         branches = 1 if self.filter is None else 2
         qkvu = self.qkv(x).view(-1, 2 + branches, self.heads, self.head_channels).unbind(1)
-        out = self.attn(*qkvu[:3], pos, batch).flatten(1)
+        out = self.attn(*qkvu[:3], pos, batch, neighbors=neighbors).flatten(1)
         if self.filter is not None:
             u = qkvu[3].reshape(-1, self.filter.heads, self.filter.head_channels)
-            out = torch.cat([out, self.filter(u, pos, batch).flatten(1)], dim=1)
+            filtered = self.filter(u, pos, batch, neighbors=neighbors)
+            out = torch.cat([out, filtered.flatten(1)], dim=1)
         return self.out(out)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, heads={self.heads})"
+        extra = "" if self.attention == "linear" else f", attention={self.attention!r}"
+        if self.cutoff is not None:
+            extra += f", cutoff={self.cutoff}"
+        if self.filter is not None:
+            extra += f", filter_heads={self.filter.heads}"
+        return (
+            f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
+            f"heads={self.heads}{extra})"
+        )
 
 
 class FLTBlock(nn.Module):
@@ -189,8 +229,15 @@ class FLTBlock(nn.Module):
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
 
-    def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
-        x = x + self.dropout(self.conv(self.norm1(x), pos, batch))
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        *,
+        neighbors: Neighbors | None = None,
+    ) -> Tensor:
+        x = x + self.dropout(self.conv(self.norm1(x), pos, batch, neighbors=neighbors))
         return x + self.dropout(self.mlp(self.norm2(x)))
 
     def __repr__(self) -> str:
@@ -210,4 +257,18 @@ def set_attention(module: nn.Module, attention: str) -> nn.Module:
     for m in module.modules():
         if isinstance(m, (FLTAttention, SpectralFilter)):
             m.attention = attention
+    return module
+
+
+def set_redraw(module: nn.Module, redraw: str) -> nn.Module:
+    """Set the redraw policy (``"never"`` or ``"train"``) of every FLT layer inside ``module``.
+
+    Returns:
+        ``module``, for chaining.
+    """
+    for m in module.modules():
+        if isinstance(m, (FLTAttention, SpectralFilter)):
+            if redraw not in ("never", "train"):
+                raise ValueError(f"redraw must be 'never' or 'train', got {redraw!r}")
+            m.redraw = redraw
     return module

@@ -13,6 +13,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor, nn
 
+from flt3d.nn.graph import distance
 from flt3d.nn.spectrum import Spectrum, cauchy_log_density
 
 __all__ = [
@@ -31,6 +32,15 @@ __all__ = [
 
 def _logit(p: Tensor) -> Tensor:
     return torch.log(p) - torch.log1p(-p)
+
+
+def _check_per_component(spectrum: Spectrum, num_components: int) -> None:
+    if spectrum.sampler == "density" and spectrum.num_frequencies % num_components:
+        raise ValueError(
+            f"sampler='density' draws num_frequencies / num_components frequencies per "
+            f"component: num_frequencies ({spectrum.num_frequencies}) must be a multiple of "
+            f"num_components ({num_components})"
+        )
 
 
 class GaussianMixture(Spectrum):
@@ -64,6 +74,7 @@ class GaussianMixture(Spectrum):
     """
 
     closed_form = True
+    density_draws = True
 
     def __init__(
         self,
@@ -81,6 +92,7 @@ class GaussianMixture(Spectrum):
             raise ValueError(f"num_components must be positive, got {num_components}")
         if isotropic and directional:
             raise ValueError("an isotropic mixture has zero means and cannot be directional")
+        _check_per_component(self, num_components)
         self.num_components = num_components
         self.isotropic = isotropic
         self.directional = directional
@@ -140,6 +152,16 @@ class GaussianMixture(Spectrum):
         ratio = torch.exp(log_n - self.log_proposal(xi).unsqueeze(1))
         a = torch.einsum("hb,hbr->hr", self.weight.to(xi.dtype), ratio)
         return a, (a if self.directional else torch.zeros_like(a))
+
+    def density_estimate(self, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        r"""Stratified draws from each component, :math:`\xi = \mu_b + \sigma_b\varepsilon`:
+        ``R / B`` frequencies per component, weight :math:`B w_b` each (constant)."""
+        h, b = self.heads, self.num_components
+        per = self.num_frequencies // b
+        eps = eps.reshape(h, b, per, self.pos_dim)
+        xi = self.mean.to(eps.dtype).unsqueeze(2) + self.width.to(eps.dtype).unsqueeze(2) * eps
+        a = (b * self.weight.to(eps.dtype)).repeat_interleave(per, dim=1)
+        return xi.reshape(h, b * per, self.pos_dim), a, (a if self.directional else torch.zeros_like(a))
 
     def limit(self, delta: Tensor) -> Tensor:
         self._check_delta(delta)
@@ -361,13 +383,6 @@ class MLPSpectrum(Spectrum):
         return out[idx, :, idx], out[idx, :, self.heads + idx]
 
 
-def _distance(delta: Tensor) -> Tensor:
-    """``|delta|`` over the last axis, with a zero (not NaN) gradient at ``delta = 0``."""
-    r2 = delta.pow(2).sum(-1)
-    positive = r2 > 0
-    return torch.where(positive, torch.where(positive, r2, torch.ones_like(r2)).sqrt(), 0.0)
-
-
 class _BesselJ0(torch.autograd.Function):
     """:math:`J_0` with its derivative :math:`-J_1` (``torch.special.bessel_j0`` has none)."""
 
@@ -540,7 +555,7 @@ class RadialMixture(_SharedShells):
     def basis(self, delta: Tensor) -> Tensor:
         """The shells' closed forms at ``delta [..., D]``, ``[..., B]``."""
         self._check_delta(delta)
-        r = _distance(delta).unsqueeze(-1)  # [..., 1]
+        r = distance(delta).unsqueeze(-1)  # [..., 1]
         sigma = self.width.to(delta.dtype)
         wave = _sphere_mean_cos(2 * math.pi * self.radius.to(delta.dtype) * r, self.pos_dim)
         return torch.exp(-2 * math.pi**2 * sigma.pow(2) * r.pow(2)) * wave
@@ -580,6 +595,9 @@ class RadialBasis(_SharedShells):
         torch.Size([5, 2])
     """
 
+    density_draws = True
+    shared_density_draws = True
+
     def __init__(
         self,
         heads: int,
@@ -596,6 +614,7 @@ class RadialBasis(_SharedShells):
         )
         if pos_dim != 3:
             raise ValueError(f"RadialBasis needs pos_dim 3, got {pos_dim}")
+        _check_per_component(self, num_components)
         if not init_width > 1:
             raise ValueError(
                 f"init_width must be above 1 (widths >= length_scale), got {init_width}"
@@ -637,10 +656,28 @@ class RadialBasis(_SharedShells):
         ratio = torch.exp(log_envelope - self.log_proposal(xi).unsqueeze(-1))
         return ratio * torch.sinc(2 * c * rho)  # torch.sinc(x) = sin(pi x) / (pi x)
 
+    def density_estimate(self, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        r"""Draws from each basis function's Gaussian envelope, shared by the heads.
+
+        :math:`g_b(\xi) = \tfrac{2c_b^2}{w_b^2}\,\mathcal N(\xi; 0, \tau_b^2 I)\,
+        \mathrm{sinc}(2\pi c_b\lVert\xi\rVert)` with :math:`\tau_b = 1/(2\pi w_b)`: ``R / B``
+        frequencies :math:`\xi = \tau_b\varepsilon` per basis function, weight
+        :math:`B\, w_{hb}\, \tfrac{2c_b^2}{w_b^2}\,\mathrm{sinc}(2\pi c_b\lVert\xi\rVert)`.
+        """
+        b = self.num_components
+        per = self.num_frequencies // b
+        w = self.width.to(eps.dtype)
+        c = self.centre.to(eps.dtype)
+        eps = eps.reshape(b, per, 3)
+        xi = eps / (2 * math.pi * w).view(b, 1, 1)
+        ratio = (2 * c.pow(2) / w.pow(2)).view(b, 1) * torch.sinc(2 * c.view(b, 1) * xi.norm(dim=-1))
+        a = b * torch.einsum("hb,bk->hbk", self.weight.to(eps.dtype), ratio).reshape(self.heads, -1)
+        return xi.reshape(1, b * per, 3), a, torch.zeros_like(a)
+
     def basis(self, delta: Tensor) -> Tensor:
         """The basis functions at ``delta [..., 3]``, ``[..., B]``."""
         self._check_delta(delta)
-        r = _distance(delta).unsqueeze(-1)  # [..., 1]
+        r = distance(delta).unsqueeze(-1)  # [..., 1]
         w = self.width.to(delta.dtype)
         c = self.centre.to(delta.dtype)
         # (c / r) (e^{-(r-c)^2/2w^2} - e^{-(r+c)^2/2w^2}) = (c / r) e^{-(r-c)^2/2w^2} (1 - e^{-2rc/w^2})

@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.utils import to_dense_batch
 
-from flt3d.nn.attention import dense_exact_attention, exact_attention, linear_attention
+from flt3d.nn.attention import (
+    causal_linear_attention,
+    dense_exact_attention,
+    exact_attention,
+    linear_attention,
+    linear_attention_sums,
+)
 from flt3d.nn.densities import make_spectrum
-from flt3d.nn.graph import center_pos, check_batch, graph_pairs
-from flt3d.nn.random_features import causal_shift, orthogonal_gaussian, positive_features
+from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs
+from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
+from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
+from flt3d.nn.random_features import (
+    feature_exponents,
+    graph_shifted_features,
+    orthogonal_gaussian,
+)
 
-__all__ = ["FLTAttention"]
+__all__ = ["FLTAttention", "ATTENTIONS", "REDRAWS"]
 
 MASKS = ("exp", "mul")
 # Relative floor of the ``mul`` mask: M >= MUL_FLOOR * A keeps every row's weights positive.
 MUL_FLOOR = 1e-3
+#: the computation modes every FLT layer understands (see :func:`flt3d.nn.set_attention`)
 ATTENTIONS = ("linear", "exact")
+#: when random features and frequencies are drawn anew
+REDRAWS = ("never", "train")
 
 
 class FLTAttention(nn.Module):
@@ -63,10 +80,38 @@ class FLTAttention(nn.Module):
             with the ``R`` frequencies. Exact mode is then free of frequency noise and, for an
             isotropic spectrum, exactly rotation invariant. Needs ``mask="exp"`` and a family
             with a closed form (default ``False``).
+        cutoff: split the RPE into an exact short range and a low-rank long range (default
+            ``None``: one low-rank RPE over all pairs). With a cutoff :math:`r_c`, the RPE is
+
+            .. math::
+                F(\Delta) = f(\Delta)\,u(\lVert\Delta\rVert/r_c) + \hat f_{\mathrm{long}}(\Delta),
+
+            ``spectrum``'s closed form times the cosine envelope :math:`u` (see
+            :func:`~flt3d.nn.neighbors.cosine_cutoff`), plus ``long_range``'s finite-frequency
+            estimate. Linear mode then computes the weights of pairs within the cutoff exactly,
+            on a neighbour list, and estimates only the rest with random features: O(N k) for
+            the short range, O(N) for the long range. Exact mode applies the same F to all
+            pairs, so both modes mean the same function. Needs ``mask="exp"``, not causal,
+            and a family with a closed form.
+        long_range: spectral family of :math:`\hat f_{\mathrm{long}}` with a cutoff (default
+            ``None``: none, far pairs get the content kernel alone). Keep it smooth
+            (``long_range_length_scale`` well above ``length_scale``): its estimate rides in the
+            random features, whose variance grows with the RPE's spectral mass.
+        long_range_length_scale: its length scale (default ``4 * length_scale``).
+        sampler: how the low-rank RPE draws its frequencies, ``"proposal"`` or ``"density"``
+            (see :class:`~flt3d.nn.spectrum.Spectrum`) (default ``"proposal"``).
+        nodes: layout of those draws, ``"iid"``, ``"orthogonal"`` or ``"quadrature"`` (see
+            :mod:`flt3d.nn.samplers`) (default ``"iid"``).
+        redraw: ``"never"`` (the stored projection and frequencies, always) or ``"train"``
+            (fresh ones at every forward pass in training mode, so training sees the
+            estimator's expectation rather than one draw's noise; the stored draw, fixed at
+            construction or by :meth:`redraw_features`, in eval mode) (default ``"never"``).
         spectrum_options: further keyword options of the spectral family.
 
     Shapes:
-        - **input:** q, k, v ``[N, H, d]``, pos ``[N, D]``, batch ``[N]`` (optional).
+        - **input:** q, k, v ``[N, H, d]``, pos ``[N, D]``, batch ``[N]`` (optional),
+          neighbors (optional, with a cutoff: a :class:`~flt3d.nn.neighbors.Neighbors` with
+          self loops and at least this cutoff, to share one list between layers).
         - **output:** ``[N, H, d]``.
 
     Example:
@@ -92,6 +137,12 @@ class FLTAttention(nn.Module):
         length_scale: float = 1.0,
         learnable_frequencies: bool = False,
         closed_form_rpe: bool = False,
+        cutoff: float | None = None,
+        long_range: str | None = None,
+        long_range_length_scale: float | None = None,
+        sampler: str = "proposal",
+        nodes: str = "iid",
+        redraw: str = "never",
         spectrum_options: dict | None = None,
     ) -> None:
         super().__init__()
@@ -102,6 +153,8 @@ class FLTAttention(nn.Module):
                 "heads, head_channels, pos_dim and num_features must be positive, got "
                 f"{heads}, {head_channels}, {pos_dim}, {num_features}"
             )
+        if redraw not in REDRAWS:
+            raise ValueError(f"redraw must be one of {REDRAWS}, got {redraw!r}")
         self.heads = heads
         self.head_channels = head_channels
         self.pos_dim = pos_dim
@@ -109,18 +162,51 @@ class FLTAttention(nn.Module):
         self.num_features = num_features
         self.causal = causal
         self.attention = attention
+        self.redraw = redraw
         # exact mode lays graphs out densely when padding costs at most this factor in pairs
         self.dense_waste = 2.0
-        self.spectrum = make_spectrum(
-            spectrum,
-            heads,
-            pos_dim,
-            num_frequencies=num_frequencies,
-            length_scale=length_scale,
-            learnable_frequencies=learnable_frequencies,
-            **(spectrum_options or {}),
-        )
+        estimator = {"sampler": sampler, "nodes": nodes}
+        self.cutoff = None if cutoff is None else float(cutoff)
+        self.long_range = None
+        if self.cutoff is not None:
+            if not (math.isfinite(self.cutoff) and self.cutoff > 0):
+                raise ValueError(f"cutoff must be a positive number, got {cutoff}")
+            if spectrum is None or mask != "exp" or causal or closed_form_rpe:
+                raise ValueError(
+                    "cutoff needs a spectrum, mask='exp', causal=False and no closed_form_rpe, "
+                    f"got spectrum={spectrum!r}, mask={mask!r}, causal={causal}, "
+                    f"closed_form_rpe={closed_form_rpe}"
+                )
+            options = dict(spectrum_options or {})
+            self.spectrum = make_spectrum(
+                spectrum, heads, pos_dim, num_frequencies=1, length_scale=length_scale, **options
+            )
+            if not self.spectrum.closed_form:
+                raise ValueError(f"cutoff needs a spectrum with a closed form, got {spectrum!r}")
+            long_scale = 4 * length_scale if long_range_length_scale is None else long_range_length_scale
+            self.long_range = make_spectrum(
+                long_range,
+                heads,
+                pos_dim,
+                num_frequencies=num_frequencies,
+                length_scale=long_scale,
+                **estimator,
+            )
+        else:
+            if long_range is not None:
+                raise ValueError("long_range needs a cutoff (it is the part beyond it)")
+            self.spectrum = make_spectrum(
+                spectrum,
+                heads,
+                pos_dim,
+                num_frequencies=num_frequencies,
+                length_scale=length_scale,
+                learnable_frequencies=learnable_frequencies,
+                **estimator,
+                **(spectrum_options or {}),
+            )
         self.spectrum_name = spectrum
+        self.long_range_name = long_range
         self.closed_form_rpe = bool(closed_form_rpe)
         if self.closed_form_rpe and self.spectrum is not None:
             if mask != "exp":
@@ -129,11 +215,17 @@ class FLTAttention(nn.Module):
                 raise ValueError(
                     f"closed_form_rpe needs a spectrum with a closed form, got {spectrum!r}"
                 )
-        rides_in_kernel = self.spectrum is not None and mask == "exp"
+        low_rank = self.low_rank
+        rides_in_kernel = low_rank is not None and mask == "exp"
         self.feature_dim = head_channels + (2 * num_frequencies if rides_in_kernel else 0)
         self.register_buffer(
             "projection", orthogonal_gaussian(heads, num_features, self.feature_dim)
         )
+
+    @property
+    def low_rank(self):
+        """The spectral family estimated through frequencies: the RPE, or its long range."""
+        return self.spectrum if self.cutoff is None else self.long_range
 
     @property
     def attention(self) -> str:
@@ -148,8 +240,9 @@ class FLTAttention(nn.Module):
 
     def reset_parameters(self) -> None:
         """Reset the spectral parameters and redraw the random features."""
-        if self.spectrum is not None:
-            self.spectrum.reset_parameters()
+        for spectrum in (self.spectrum, self.long_range):
+            if spectrum is not None:
+                spectrum.reset_parameters()
         self.redraw_features()
 
     @torch.no_grad()
@@ -162,70 +255,216 @@ class FLTAttention(nn.Module):
 
     @torch.no_grad()
     def redraw_frequencies(self, *, generator: torch.Generator | None = None) -> None:
-        """Draw fresh RPE frequencies from the spectrum's proposal, in place."""
-        if self.spectrum is not None:
-            self.spectrum.redraw_frequencies(generator=generator)
+        """Draw fresh RPE frequencies (the low-rank part), in place."""
+        if self.low_rank is not None:
+            self.low_rank.redraw_frequencies(generator=generator)
 
-    def rpe(self, delta: Tensor) -> Tensor:
+    def draws(self) -> tuple[Tensor, Tensor | None]:
+        """``(projection, frequencies)`` for one forward pass.
+
+        Fresh ones in training mode with ``redraw="train"``, otherwise the stored ones
+        (``frequencies`` is then ``None``, meaning the spectrum's own buffer).
+        """
+        if self.redraw == "train" and self.training:
+            proj = orthogonal_gaussian(
+                self.heads,
+                self.num_features,
+                self.feature_dim,
+                dtype=self.projection.dtype,
+                device=self.projection.device,
+            )
+            freq = None
+            if self.low_rank is not None:
+                freq = self.low_rank.draw_frequencies().to(self.low_rank.frequencies)
+            return proj, freq
+        return self.projection, None
+
+    def rpe(self, delta: Tensor, frequencies: Tensor | None = None) -> Tensor:
         r"""The RPE exact mode applies: ``delta [..., D]`` → ``[..., H]``.
 
         :math:`\hat f(\Delta)` for ``exp`` (added to the logits) and :math:`c + \hat f(\Delta)`
         for ``mul`` (the kernel's factor, :math:`c` the shift above); the closed form
-        :math:`f(\Delta)` with ``closed_form_rpe``; zeros / ones without a spectrum. Linear mode
-        estimates the same weights (with ``closed_form_rpe``, through :math:`\hat f`).
+        :math:`f(\Delta)` with ``closed_form_rpe``; :math:`F(\Delta)` with a cutoff; zeros /
+        ones without a spectrum. Linear mode estimates the same weights (with
+        ``closed_form_rpe``, through :math:`\hat f`).
         """
         if delta.dim() < 1 or delta.shape[-1] != self.pos_dim:
             raise ValueError(f"delta must be [..., {self.pos_dim}], got {tuple(delta.shape)}")
         if self.spectrum is None:
             fill = 0.0 if self.mask == "exp" else 1.0
             return delta.new_full((*delta.shape[:-1], self.heads), fill)
+        if self.cutoff is not None:
+            f = self.short_range(delta)
+            if self.long_range is not None:
+                f = f + self.long_range(delta, frequencies)
+            return f
         if self.closed_form_rpe:
             return self.spectrum.limit(delta)
-        f = self.spectrum(delta)
-        return f + self.mul_shift().to(f.dtype) if self.mask == "mul" else f
+        f = self.spectrum(delta, frequencies)
+        return f + self.mul_shift(frequencies).to(f.dtype) if self.mask == "mul" else f
 
-    def mul_shift(self) -> Tensor:
+    def short_range(self, delta: Tensor) -> Tensor:
+        r""":math:`f(\Delta)\,u(\lVert\Delta\rVert / r_c)`, the exact part of a cutoff RPE, ``[..., H]``."""
+        envelope = cosine_cutoff(distance(delta), self.cutoff)
+        return self.spectrum.limit(delta) * envelope.unsqueeze(-1)
+
+    def mul_shift(self, frequencies: Tensor | None = None) -> Tensor:
         """The ``mul`` mask's shift :math:`c = (1 + 10^{-3}) A`, per head, ``[H]``."""
-        return (1 + MUL_FLOOR) * self.spectrum.mass()
+        return (1 + MUL_FLOOR) * self.spectrum.mass(frequencies)
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, batch: Tensor | None = None):
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        *,
+        neighbors: Neighbors | None = None,
+    ) -> Tensor:
         """Attend; see the class docstring for shapes."""
         self._check_inputs(q, k, v, pos)
         batch, num_graphs = check_batch(batch, q.shape[0], q.device)
         pos = center_pos(pos.to(q.dtype), batch, num_graphs)
+        projection, frequencies = self.draws()
         if self.attention == "exact":
             counts = torch.bincount(batch, minlength=num_graphs)
-            if num_graphs * int(counts.max()) ** 2 <= self.dense_waste * int(counts.pow(2).sum()):
-                return self._exact_dense(q, k, v, pos, batch, num_graphs)
+            if q.shape[0] and num_graphs * int(counts.max()) ** 2 <= self.dense_waste * int(
+                counts.pow(2).sum()
+            ):
+                return self._exact_dense(q, k, v, pos, batch, num_graphs, frequencies)
             pairs = graph_pairs(batch, num_graphs, causal=self.causal)
             rpe = None
             if self.spectrum is not None:
-                rpe = self.rpe(pos[pairs[0]] - pos[pairs[1]])
+                rpe = self.rpe(pos[pairs[0]] - pos[pairs[1]], frequencies)
             return exact_attention(q, k, v, pairs, rpe=rpe, mask=self.mask)
-        phi_q, phi_k = self.feature_maps(q, k, pos, batch, num_graphs)
-        return linear_attention(phi_q, phi_k, v, batch, num_graphs, causal=self.causal)
+        xq, xk, psi = self._kernel_inputs(q, k, pos, frequencies)
+        eq, ek = feature_exponents(xq, projection), feature_exponents(xk, projection)
+        outer = self._mul_factors(psi, q.shape[0], frequencies)
+        if self.causal:
+            return causal_linear_attention(
+                eq, ek, v, batch, num_graphs, q_outer=outer[0], k_outer=outer[1]
+            )
+        phi_q, phi_k, row = graph_shifted_features(eq, ek, batch, num_graphs)
+        if outer[0] is not None:
+            phi_q = (phi_q.unsqueeze(-1) * outer[0].unsqueeze(-2)).flatten(-2)
+            phi_k = (phi_k.unsqueeze(-1) * outer[1].unsqueeze(-2)).flatten(-2)
+        if self.cutoff is None:
+            return linear_attention(phi_q, phi_k, v, batch, num_graphs)
+        if neighbors is None:
+            neighbors = neighbor_list(
+                pos, batch, cutoff=self.cutoff, self_loops=True, num_graphs=num_graphs
+            )
+        elif not neighbors.self_loops or neighbors.cutoff < self.cutoff:
+            raise ValueError(
+                f"neighbors must have self loops and a cutoff of at least {self.cutoff}, got "
+                f"self_loops={neighbors.self_loops}, cutoff={neighbors.cutoff}"
+            )
+        sums = linear_attention_sums(phi_q, phi_k, v, batch, num_graphs)
+        return self._with_short_range(sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors)
+
+    def _kernel_inputs(self, q: Tensor, k: Tensor, pos: Tensor, frequencies: Tensor | None):
+        # the scaled queries and keys, with the low-rank RPE features appended (exp mask)
+        scale = self.head_channels**-0.25
+        xq, xk = q * scale, k * scale
+        low_rank = self.low_rank
+        psi = None if low_rank is None else low_rank.features(pos, frequencies)
+        if psi is not None and self.mask == "exp":
+            xq = torch.cat([xq, psi[0]], dim=-1)
+            xk = torch.cat([xk, psi[1]], dim=-1)
+        return xq, xk, psi
+
+    def _mul_factors(self, psi, n: int, frequencies: Tensor | None):
+        # the mul mask's positive-sum factors [sqrt(c), psi]: c + f_hat = psi_q . psi_k
+        if psi is None or self.mask != "mul":
+            return None, None
+        shift = self.mul_shift(frequencies).to(psi[0].dtype).sqrt().expand(n, -1).unsqueeze(-1)
+        return torch.cat([shift, psi[0]], dim=-1), torch.cat([shift, psi[1]], dim=-1)
+
+    def _with_short_range(self, sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors) -> Tensor:
+        # Pairs within the cutoff: replace their random-feature estimate by the exact weight.
+        # Everything is in units of exp(row_i) (the feature shift); an extra detached per-row
+        # shift t_i >= 0 keeps the exact weights from overflowing.
+        delta = neighbors.displacements(pos)
+        row = row.squeeze(-1)
+
+        def log_weight(xq_i, row_i, xk_j, delta_p):
+            return (xq_i * xk_j).sum(-1) + self.short_range(delta_p) - row_i
+
+        width = xq.shape[-1] + phi_q.shape[-1] + v.shape[-1]
+        i, j = neighbors.index
+        if not pair_chunking(i.numel(), 3 * self.heads * width):
+            # small enough to hold every pair's tensors: one pass, no recomputation
+            log_w = log_weight(xq[i], row[i], xk[j], delta)
+            shift = log_w.detach().new_zeros(v.shape[0], self.heads)
+            shift = shift.scatter_reduce(0, i.view(-1, 1).expand_as(log_w), log_w.detach(), "amax")
+            shift = shift.clamp_min(0.0)
+            exact = torch.exp(log_w - shift[i])
+            estimate = torch.exp(-shift[i]) * (phi_q[i] * phi_k[j]).sum(-1)
+            v1 = torch.cat([v, v.new_ones(*v.shape[:-1], 1)], dim=-1)
+            local = torch.zeros_like(sums).index_add(0, i, (exact - estimate).unsqueeze(-1) * v1[j])
+            total = sums * torch.exp(-shift).unsqueeze(-1) + local
+            return total[..., :-1] / total[..., -1:]
+        top = pair_max(
+            log_weight,
+            neighbors.index,
+            v.shape[0],
+            sources_i=(xq, row),
+            sources_j=(xk,),
+            pair_data=(delta,),
+            per_pair=self.heads * width,
+        )
+        shift = top.clamp_min(0.0)  # [N, H]; every row has its self pair
+
+        def message(xq_i, row_i, shift_i, phq_i, xk_j, phk_j, v_j, delta_p):
+            exact = torch.exp(log_weight(xq_i, row_i, xk_j, delta_p) - shift_i)
+            estimate = torch.exp(-shift_i) * (phq_i * phk_j).sum(-1)
+            v1 = torch.cat([v_j, v_j.new_ones(*v_j.shape[:-1], 1)], dim=-1)
+            return (exact - estimate).unsqueeze(-1) * v1
+
+        local = pair_sum(
+            message,
+            neighbors.index,
+            v.shape[0],
+            sources_i=(xq, row, shift, phi_q),
+            sources_j=(xk, phi_k, v),
+            pair_data=(delta,),
+            params=tuple(self.spectrum.parameters()),
+            per_pair=3 * self.heads * width,
+        )
+        total = sums * torch.exp(-shift).unsqueeze(-1) + local
+        return total[..., :-1] / total[..., -1:]
 
     def _exact_dense(
-        self, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, batch: Tensor, num_graphs: int
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        pos: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        frequencies: Tensor | None = None,
     ) -> Tensor:
         # the RPE matrix through its low-rank factors psi_Q . psi_K, equal to rpe(r_i - r_j)
-        # up to rounding and far cheaper than n^2 R trigonometric evaluations
+        # up to rounding and far cheaper than n^2 R trigonometric evaluations; directly from
+        # the displacements for closed forms and cutoff RPEs
+        direct = self.spectrum is not None and (self.closed_form_rpe or self.cutoff is not None)
         flat = [q, k, v]
-        if self.closed_form_rpe and self.spectrum is not None:
+        if direct:
             flat.append(pos)
         elif self.spectrum is not None:
-            flat += list(self.spectrum.features(pos))
+            flat += list(self.spectrum.features(pos, frequencies))
         perm = torch.argsort(batch, stable=True)
         dense = [to_dense_batch(t[perm], batch[perm], batch_size=num_graphs) for t in flat]
         real = dense[0][1]
         rpe = None
-        if self.closed_form_rpe and self.spectrum is not None:
+        if direct:
             dense_pos = dense[3][0]
-            rpe = self.rpe(dense_pos.unsqueeze(2) - dense_pos.unsqueeze(1))
+            rpe = self.rpe(dense_pos.unsqueeze(2) - dense_pos.unsqueeze(1), frequencies)
         elif self.spectrum is not None:
             rpe = torch.einsum("gihr,gjhr->gijh", dense[3][0], dense[4][0])
             if self.mask == "mul":
-                rpe = rpe + self.mul_shift().to(rpe.dtype)
+                rpe = rpe + self.mul_shift(frequencies).to(rpe.dtype)
         out = dense_exact_attention(
             dense[0][0],
             dense[1][0],
@@ -237,67 +476,32 @@ class FLTAttention(nn.Module):
         )[real]
         return torch.empty_like(out).index_copy_(0, perm, out)
 
-    def feature_maps(
-        self, q: Tensor, k: Tensor, pos: Tensor, batch: Tensor, num_graphs: int
-    ) -> tuple[Tensor, Tensor]:
-        r"""Positive feature maps with :math:`\phi_Q(i)\cdot\phi_K(j) \propto w_{ij}` in expectation.
-
-        Queries are shifted per row, keys per graph (bidirectional) or by a fixed bound
-        (causal, so no token sees later ones); the shifts cancel in normalised attention.
-        ``pos`` must already be centred per graph.
-
-        Returns:
-            ``(phi_q, phi_k)``, each ``[N, H, F]`` with ``F = m`` (``exp``) or ``m (2R + 1)``.
-        """
-        scale = self.head_channels**-0.25
-        xq, xk = q * scale, k * scale
-        psi = None if self.spectrum is None else self.spectrum.features(pos)
-        if psi is not None and self.mask == "exp":
-            xq = torch.cat([xq, psi[0]], dim=-1)
-            xk = torch.cat([xk, psi[1]], dim=-1)
-        phi_q, _ = positive_features(xq, self.projection)
-        if self.causal:
-            shift = causal_shift(self.projection, xk.dtype).unsqueeze(0)
-            phi_k, _ = positive_features(xk, self.projection, shift=shift)
-        else:
-            phi_k, _ = positive_features(xk, self.projection, index=batch, num_segments=num_graphs)
-        if psi is not None and self.mask == "mul":
-            shift = self.mul_shift().to(q.dtype).sqrt().expand(q.shape[0], -1).unsqueeze(-1)
-            psi_q = torch.cat([shift, psi[0]], dim=-1)
-            psi_k = torch.cat([shift, psi[1]], dim=-1)
-            phi_q = (phi_q.unsqueeze(-1) * psi_q.unsqueeze(-2)).flatten(-2)
-            phi_k = (phi_k.unsqueeze(-1) * psi_k.unsqueeze(-2)).flatten(-2)
-        return phi_q, phi_k
-
     def kernel(self, q: Tensor, k: Tensor, pos: Tensor) -> Tensor:
         r"""The unnormalised attention weights :math:`w_{ij}` of one graph, ``[N, N, H]``.
 
-        In exact mode the weights of the class formula; in linear mode their random-feature
-        estimate with the shifts undone, an unbiased estimate of the former. Dense: for tests
-        and plots on small inputs. The causal mask is not applied.
+        In exact mode the weights of the class formula; in linear mode their estimate with
+        the stored draw: the random-feature estimate (unbiased for the former) and, with a
+        cutoff, the exact weight of pairs within it. Dense: for tests and plots on small
+        inputs. The causal mask is not applied.
         """
         self._check_inputs(q, k, k, pos)
         batch, num_graphs = check_batch(None, q.shape[0], q.device)
         pos = center_pos(pos.to(q.dtype), batch, num_graphs)
+        delta = pos.unsqueeze(1) - pos.unsqueeze(0)
+        logits = torch.einsum("ihd,jhd->ijh", q, k) / self.head_channels**0.5
         if self.attention == "exact":
-            logits = torch.einsum("ihd,jhd->ijh", q, k) / self.head_channels**0.5
-            rpe = self.rpe(pos.unsqueeze(1) - pos.unsqueeze(0))
+            rpe = self.rpe(delta)
             return torch.exp(logits + rpe) if self.mask == "exp" else torch.exp(logits) * rpe
-        scale = self.head_channels**-0.25
-        xq, xk = q * scale, k * scale
-        psi = None if self.spectrum is None else self.spectrum.features(pos)
-        if psi is not None and self.mask == "exp":
-            xq = torch.cat([xq, psi[0]], dim=-1)
-            xk = torch.cat([xk, psi[1]], dim=-1)
-        phi_q, shift_q = positive_features(xq, self.projection)
-        phi_k, shift_k = positive_features(xk, self.projection)
-        w = torch.einsum("ihm,jhm->ijh", phi_q, phi_k)
-        w = w * torch.exp(shift_q.squeeze(-1).unsqueeze(1) + shift_k.squeeze(-1).unsqueeze(0))
-        return (
-            w
-            if psi is None or self.mask == "exp"
-            else w * self.rpe(pos.unsqueeze(1) - pos.unsqueeze(0))
-        )
+        xq, xk, psi = self._kernel_inputs(q, k, pos, None)
+        eq = feature_exponents(xq, self.projection)
+        ek = feature_exponents(xk, self.projection)
+        w = torch.logsumexp(eq.unsqueeze(1) + ek.unsqueeze(0), dim=-1).exp()
+        if psi is not None and self.mask == "mul":
+            w = w * self.rpe(delta)
+        if self.cutoff is not None:
+            near = (distance(delta) < self.cutoff).unsqueeze(-1)
+            w = torch.where(near, torch.exp(logits + self.rpe(delta)), w)
+        return w
 
     def _check_inputs(self, q: Tensor, k: Tensor, v: Tensor, pos: Tensor) -> None:
         expected = (self.heads, self.head_channels)
@@ -328,5 +532,8 @@ class FLTAttention(nn.Module):
             f"num_features={self.num_features}, attention={self.attention!r}, "
             f"causal={self.causal}"
             + (", closed_form_rpe=True" if self.closed_form_rpe else "")
+            + ("" if self.cutoff is None else f", cutoff={self.cutoff}")
+            + ("" if self.long_range is None else f", long_range={self.long_range_name!r}")
+            + ("" if self.redraw == "never" else f", redraw={self.redraw!r}")
             + ")"
         )

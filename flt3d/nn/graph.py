@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-__all__ = ["center_pos", "graph_pairs", "check_batch"]
+__all__ = ["center_pos", "graph_pairs", "check_batch", "distance"]
 
 
 def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> tuple[Tensor, int]:
@@ -75,3 +75,10 @@ def graph_pairs(batch: Tensor, num_graphs: int, *, causal: bool = False) -> tupl
     offset = torch.arange(i_sorted.numel(), device=device) - first[i_sorted]
     j_sorted = ptr[sorted_batch][i_sorted] + offset
     return perm[i_sorted], perm[j_sorted]
+
+
+def distance(delta: Tensor) -> Tensor:
+    """``|delta|`` over the last axis, with a zero (not NaN) gradient at ``delta = 0``."""
+    r2 = delta.pow(2).sum(-1)
+    positive = r2 > 0
+    return torch.where(positive, torch.where(positive, r2, torch.ones_like(r2)).sqrt(), 0.0)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["orthogonal_gaussian", "positive_features", "causal_shift"]
+__all__ = ["orthogonal_gaussian", "positive_features", "feature_exponents", "graph_shifted_features"]
 
 
 def orthogonal_gaussian(
@@ -82,21 +82,12 @@ def positive_features(
             over each segment (keys of one graph) instead of over each row (queries).
         num_segments: number of segments when ``index`` is given.
         shift: a fixed shift, broadcastable to ``[N, heads, 1]``, used instead of a
-            data-dependent maximum (see :func:`causal_shift`).
+            data-dependent maximum.
 
     Returns:
         ``(features [N, heads, m], shift [N, heads, 1])``; the shift is detached.
     """
-    if x.dim() != 3 or projection.dim() != 3:
-        raise ValueError(
-            f"x must be [N, heads, dim] and projection [heads, m, dim], "
-            f"got {tuple(x.shape)} and {tuple(projection.shape)}"
-        )
-    if x.shape[1:] != (projection.shape[0], projection.shape[2]):
-        raise ValueError(
-            f"x {tuple(x.shape)} does not match projection {tuple(projection.shape)}: "
-            f"expected x[:, {projection.shape[0]}, {projection.shape[2]}]"
-        )
+    _check_shapes(x, projection)
     exponent = torch.einsum("nhd,hmd->nhm", x, projection.to(x.dtype))
     exponent = exponent - 0.5 * x.pow(2).sum(dim=-1, keepdim=True)
     if shift is not None:
@@ -114,19 +105,62 @@ def positive_features(
     return features, stabilizer
 
 
-def causal_shift(projection: Tensor, dtype: torch.dtype) -> Tensor:
-    r"""A data-independent key shift for causal attention, ``[heads, 1]``.
+def feature_exponents(x: Tensor, projection: Tensor) -> Tensor:
+    r"""Exponents of the positive random features, :math:`W x - \tfrac12\lVert x\rVert^2 - \tfrac12\log m`.
 
-    A per-graph maximum over keys would let a token's features depend on later tokens (in
-    rounding, not in value). Instead use the bound
-    :math:`w^\top x - \tfrac12\lVert x\rVert^2 \le \tfrac12\lVert w\rVert^2`, less a margin
-    of ``0.45 log(max float)``, so keys never overflow (even summed over 10^6 tokens) and keep
-    that much headroom below before they underflow.
+    :math:`\phi(x) = e^{\text{exponent}}`, before any shift. Working with exponents lets
+    callers choose shifts that can neither overflow nor underflow a whole row.
 
     Args:
+        x: inputs, ``[N, heads, dim]``.
         projection: ``[heads, m, dim]``.
-        dtype: the dtype of the features.
+
+    Returns:
+        ``[N, heads, m]``.
     """
-    margin = 0.45 * math.log(torch.finfo(dtype).max)
-    bound = 0.5 * projection.to(dtype).pow(2).sum(-1).amax(-1, keepdim=True)
-    return (bound - margin).clamp_min(0.0)
+    _check_shapes(x, projection)
+    exponent = torch.einsum("nhd,hmd->nhm", x, projection.to(x.dtype))
+    return exponent - (0.5 * x.pow(2).sum(dim=-1, keepdim=True) + 0.5 * math.log(projection.shape[1]))
+
+
+def graph_shifted_features(
+    q_exponent: Tensor, k_exponent: Tensor, batch: Tensor, num_graphs: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Query and key features with a per-graph, per-feature key shift that cannot underflow a row.
+
+    With :math:`M_{gm} = \max_{j\in g} e^K_{jm}` and
+    :math:`T_i = \max_m (e^Q_{im} + M_{g(i)m})`,
+
+    .. math::
+        \phi_K(j)_m = e^{e^K_{jm} - M_{g(j)m}}, \qquad
+        \phi_Q(i)_m = e^{e^Q_{im} + M_{g(i)m} - T_i},
+
+    so :math:`\phi_Q(i)\cdot\phi_K(j) = e^{-T_i}\,\hat K_{ij}` for ``j`` in ``i``'s graph: a
+    shift constant per query row (it cancels in normalised attention). No entry exceeds 1, and
+    for every row the feature attaining :math:`T_i` meets a key whose entry is exactly 1, so
+    :math:`\sum_{j\in g}\phi_Q(i)\cdot\phi_K(j) \ge 1`: no row of the normaliser is zero,
+    however large the keys.
+
+    Returns:
+        ``(phi_q, phi_k, row_shift)``: ``[N, H, m]``, ``[N, H, m]`` and :math:`T_i`, ``[N, H, 1]``
+        (detached).
+    """
+    k_detached = k_exponent.detach()
+    seg = k_detached.new_full((num_graphs, *k_detached.shape[1:]), -torch.inf)
+    seg = seg.scatter_reduce(0, batch.view(-1, 1, 1).expand_as(k_detached), k_detached, reduce="amax")
+    peak = seg[batch]
+    row = (q_exponent.detach() + peak).amax(dim=-1, keepdim=True)
+    return torch.exp(q_exponent + peak - row), torch.exp(k_exponent - peak), row
+
+
+def _check_shapes(x: Tensor, projection: Tensor) -> None:
+    if x.dim() != 3 or projection.dim() != 3:
+        raise ValueError(
+            f"x must be [N, heads, dim] and projection [heads, m, dim], "
+            f"got {tuple(x.shape)} and {tuple(projection.shape)}"
+        )
+    if x.shape[1:] != (projection.shape[0], projection.shape[2]):
+        raise ValueError(
+            f"x {tuple(x.shape)} does not match projection {tuple(projection.shape)}: "
+            f"expected x[:, {projection.shape[0]}, {projection.shape[2]}]"
+        )

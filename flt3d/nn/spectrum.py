@@ -20,6 +20,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
+from flt3d.nn.samplers import NODES, FrequencySampler
+
 __all__ = ["Spectrum", "spectral_features", "spectral_rpe"]
 
 
@@ -45,6 +47,8 @@ def spectral_features(pos: Tensor, xi: Tensor, a: Tensor, b: Tensor) -> tuple[Te
         ``(psi_q, psi_k)``, each ``[N, H, 2R]``.
     """
     theta = 2 * math.pi * torch.einsum("nd,hrd->nhr", pos, xi.to(pos.dtype))
+    if xi.shape[0] == 1 and a.shape[0] > 1:  # frequencies shared by the heads
+        theta = theta.expand(-1, a.shape[0], -1)
     cos, sin = theta.cos(), theta.sin()
     rho = _safe_norm(a, b)
     scale = rho.sqrt() / math.sqrt(xi.shape[1])
@@ -87,6 +91,17 @@ class Spectrum(nn.Module, ABC):
         learnable_frequencies: learn the frequencies as parameters instead of keeping the
             draw from the proposal as a buffer (default ``False``).
         proposal: ``"gaussian"`` or ``"cauchy"`` (heavy-tailed, for heavy-tailed densities).
+        sampler: where the frequencies come from: ``"proposal"`` (:math:`\xi = s\varepsilon`,
+            importance weights :math:`g/p`; every family) or ``"density"`` (drawn from
+            :math:`g` itself by reparameterisation, constant or bounded weights; families with
+            :attr:`density_draws`) (default ``"proposal"``).
+        nodes: layout of the base draws :math:`\varepsilon`, ``"iid"``, ``"orthogonal"`` or
+            ``"quadrature"`` (see :mod:`flt3d.nn.samplers`) (default ``"iid"``).
+
+    The stored draw (the buffer :attr:`frequencies`, in proposal units :math:`s\varepsilon`)
+    is what every estimate uses unless fresh frequencies are passed in: layers draw fresh ones
+    with :meth:`draw_frequencies` at every training step and keep the stored draw for
+    evaluation (see :class:`~flt3d.nn.FLTAttention`).
     """
 
     proposals = ("gaussian", "cauchy")
@@ -94,6 +109,11 @@ class Spectrum(nn.Module, ABC):
     closed_form = False
     #: whether :math:`f(-\Delta) = f(\Delta)` for every parameter value (no odd part)
     even = False
+    #: whether the family can draw its frequencies from its own density (``sampler="density"``)
+    density_draws = False
+    #: whether, with ``sampler="density"``, one set of frequencies serves all heads
+    shared_density_draws = False
+    samplers = ("proposal", "density")
 
     def __init__(
         self,
@@ -104,6 +124,8 @@ class Spectrum(nn.Module, ABC):
         length_scale: float = 1.0,
         learnable_frequencies: bool = False,
         proposal: str = "gaussian",
+        sampler: str = "proposal",
+        nodes: str = "iid",
     ) -> None:
         super().__init__()
         if heads < 1 or pos_dim < 1 or num_frequencies < 1:
@@ -115,12 +137,26 @@ class Spectrum(nn.Module, ABC):
             raise ValueError(f"length_scale must be positive, got {length_scale}")
         if proposal not in self.proposals:
             raise ValueError(f"proposal must be one of {self.proposals}, got {proposal!r}")
+        if sampler not in self.samplers:
+            raise ValueError(f"sampler must be one of {self.samplers}, got {sampler!r}")
+        if nodes not in NODES:
+            raise ValueError(f"nodes must be one of {NODES}, got {nodes!r}")
+        if sampler == "density" and not self.density_draws:
+            raise ValueError(
+                f"{type(self).__name__} cannot draw from its own density; use sampler='proposal'"
+            )
+        if sampler == "density" and learnable_frequencies:
+            raise ValueError("learnable_frequencies needs sampler='proposal'")
+        if proposal == "cauchy" and nodes != "iid":
+            raise ValueError(f"a Cauchy proposal needs nodes='iid', got {nodes!r}")
         self.heads = heads
         self.pos_dim = pos_dim
         self.num_frequencies = num_frequencies
         self.length_scale = float(length_scale)
         self.proposal = proposal
-        xi = self.sample_proposal(num_frequencies)
+        self.sampler = sampler
+        self.frequency_sampler = FrequencySampler(nodes)
+        xi = self.draw_frequencies()
         if learnable_frequencies:
             self.frequencies = nn.Parameter(xi)
         else:
@@ -131,13 +167,30 @@ class Spectrum(nn.Module, ABC):
         """Scale ``s`` of the proposal, ``1 / (2 pi length_scale)``."""
         return 1.0 / (2 * math.pi * self.length_scale)
 
+    @property
+    def frequency_groups(self) -> int:
+        """Independent frequency sets: one per head, or one for all (shared density draws)."""
+        return 1 if self.sampler == "density" and self.shared_density_draws else self.heads
+
     def sample_proposal(self, num: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``[heads, num, pos_dim]`` frequencies from the proposal."""
+        """Draw ``[heads, num, pos_dim]`` i.i.d. frequencies from the proposal."""
         shape = (self.heads, num, self.pos_dim)
         z = torch.randn(shape, generator=generator)
         if self.proposal == "cauchy":
             w = torch.randn((self.heads, num, 1), generator=generator).abs().clamp_min(1e-12)
             z = z / w
+        return z * self.proposal_scale
+
+    def draw_frequencies(self, *, generator: torch.Generator | None = None) -> Tensor:
+        """A fresh draw of the layer's frequencies in proposal units, ``[groups, R, D]``.
+
+        The nodes follow the ``nodes`` option; with the Cauchy proposal they are i.i.d.
+        """
+        if self.proposal == "cauchy":
+            return self.sample_proposal(self.num_frequencies, generator=generator)
+        z = self.frequency_sampler.draw(
+            self.frequency_groups, self.num_frequencies, self.pos_dim, generator=generator
+        )
         return z * self.proposal_scale
 
     def log_proposal(self, xi: Tensor) -> Tensor:
@@ -151,29 +204,80 @@ class Spectrum(nn.Module, ABC):
 
     @torch.no_grad()
     def redraw_frequencies(self, *, generator: torch.Generator | None = None) -> None:
-        """Draw fresh frequencies from the proposal, in place."""
-        xi = self.sample_proposal(self.num_frequencies, generator=generator)
+        """Replace the stored draw by a fresh one (:meth:`draw_frequencies`), in place."""
+        xi = self.draw_frequencies(generator=generator)
         self.frequencies.copy_(xi.to(self.frequencies))
 
     @abstractmethod
     def weights(self, xi: Tensor) -> tuple[Tensor, Tensor]:
         """Importance weights ``(a, b)``, each ``[H, R]``, at frequencies ``xi [H, R, D]``."""
 
-    def features(self, pos: Tensor) -> tuple[Tensor, Tensor]:
-        """``(psi_q, psi_k)`` of :func:`spectral_features` at ``pos [N, D]``, ``[N, H, 2R]``."""
-        a, b = self.weights(self.frequencies)
-        return spectral_features(pos, self.frequencies, a.to(pos.dtype), b.to(pos.dtype))
+    def density_estimate(self, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Frequencies drawn from the density itself and their weights, from standard nodes
+        ``eps [groups, R, D]``: ``(xi [groups, R, D], a [H, R], b [H, R])``."""
+        raise NotImplementedError(f"{type(self).__name__} has no density draws")
 
-    def mass(self) -> Tensor:
+    def estimate(self, frequencies: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        r"""The estimator :math:`(\xi, a, b)` of :math:`\hat f`, from the stored draw or from
+        ``frequencies`` (in proposal units, as :meth:`draw_frequencies` returns them).
+
+        Returns:
+            ``(xi [H or 1, R, D], a [H, R], b [H, R])`` with
+            :math:`\hat f(\Delta) = \frac1R\sum_r a_r\cos 2\pi\xi_r\cdot\Delta + b_r\sin 2\pi\xi_r\cdot\Delta`.
+        """
+        xi = self.frequencies if frequencies is None else frequencies
+        if self.sampler == "density":
+            return self.density_estimate(xi / self.proposal_scale)
+        a, b = self.weights(xi)
+        return xi, a, b
+
+    def features(self, pos: Tensor, frequencies: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(psi_q, psi_k)`` of :func:`spectral_features` at ``pos [N, D]``, ``[N, H, 2R]``."""
+        xi, a, b = self.estimate(frequencies)
+        return spectral_features(pos, xi, a.to(pos.dtype), b.to(pos.dtype))
+
+    def mass(self, frequencies: Tensor | None = None) -> Tensor:
         r"""Upper bound :math:`\frac1R\sum_r \rho_r \ge |\hat f|`, per head, ``[H]``."""
-        a, b = self.weights(self.frequencies)
+        _, a, b = self.estimate(frequencies)
         return _safe_norm(a, b).mean(dim=-1)
 
-    def forward(self, delta: Tensor) -> Tensor:
+    def forward(self, delta: Tensor, frequencies: Tensor | None = None) -> Tensor:
         r"""The finite-frequency :math:`\hat f(\Delta)`: ``delta [..., D]`` → ``[..., H]``."""
         self._check_delta(delta)
-        a, b = self.weights(self.frequencies)
-        return spectral_rpe(delta, self.frequencies, a.to(delta.dtype), b.to(delta.dtype))
+        xi, a, b = self.estimate(frequencies)
+        return spectral_rpe(delta, xi, a.to(delta.dtype), b.to(delta.dtype))
+
+    @torch.no_grad()
+    def estimator_error(self, delta: Tensor, *, draws: int = 16, seed: int = 0) -> dict:
+        r"""How far :math:`\hat f` is from :math:`f` on the given displacements.
+
+        Over ``draws`` fresh draws of the frequencies (the layer's sampler and nodes):
+        the relative bias :math:`\lVert \bar{\hat f} - f\rVert / \lVert f\rVert` and the
+        relative RMS error :math:`\sqrt{\overline{\lVert\hat f - f\rVert^2}} / \lVert f\rVert`,
+        per head, and the same for the stored draw.
+
+        Args:
+            delta: displacements, ``[P, D]`` (e.g. all pairs of a molecule).
+            draws: fresh draws to average over (default ``16``).
+            seed: seed of those draws (default ``0``).
+
+        Returns:
+            ``{"bias": [H], "rmse": [H], "stored": [H]}`` as lists of floats.
+        """
+        self._check_delta(delta)
+        exact = self.limit(delta)
+        norm = exact.norm(dim=0).clamp_min(torch.finfo(exact.dtype).tiny)
+        gen = torch.Generator().manual_seed(seed)
+        estimates = torch.stack(
+            [
+                self(delta, self.draw_frequencies(generator=gen).to(self.frequencies))
+                for _ in range(draws)
+            ]
+        )
+        bias = (estimates.mean(0) - exact).norm(dim=0) / norm
+        rmse = (estimates - exact).pow(2).sum(1).mean(0).sqrt() / norm
+        stored = (self(delta) - exact).norm(dim=0) / norm
+        return {"bias": bias.tolist(), "rmse": rmse.tolist(), "stored": stored.tolist()}
 
     def limit(self, delta: Tensor) -> Tensor:
         r"""The :math:`R\to\infty` limit :math:`f(\Delta)`, ``[..., H]``.
@@ -196,7 +300,8 @@ class Spectrum(nn.Module, ABC):
     def extra_repr(self) -> str:
         return (
             f"heads={self.heads}, pos_dim={self.pos_dim}, "
-            f"num_frequencies={self.num_frequencies}, length_scale={self.length_scale}"
+            f"num_frequencies={self.num_frequencies}, length_scale={self.length_scale}, "
+            f"sampler={self.sampler!r}, nodes={self.frequency_sampler.nodes!r}"
         )
 
 

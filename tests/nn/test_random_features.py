@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from flt3d.nn import orthogonal_gaussian, positive_features
-from flt3d.nn.random_features import causal_shift
+from flt3d.nn.random_features import feature_exponents, graph_shifted_features
 
 
 def test_blocks_are_orthogonal_and_rows_gaussian():
@@ -46,11 +46,36 @@ def test_segment_stabiliser_is_shared_within_a_graph():
     assert feats.max() <= 1 / math.sqrt(5) + 1e-6
 
 
-def test_causal_shift_prevents_overflow():
-    w = orthogonal_gaussian(2, 64, 48)
-    x = torch.randn(1000, 2, 48)
-    feats, _ = positive_features(x, w, shift=causal_shift(w, torch.float32).unsqueeze(0))
-    assert torch.isfinite(feats.sum(0)).all()
+def test_feature_exponents_are_the_log_of_positive_features():
+    x = torch.randn(7, 2, 4, dtype=torch.float64)
+    w = orthogonal_gaussian(2, 16, 4, dtype=torch.float64)
+    feats, shift = positive_features(x, w)
+    assert torch.allclose(feature_exponents(x, w), feats.log() + shift, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_graph_shifted_features_never_underflow_a_row(dtype):
+    """Keys of std 30: most raw features underflow, yet every row's normaliser is >= 1 and the
+    shifted product equals the unbiased estimate times exp(-row)."""
+    gen = torch.Generator().manual_seed(0)
+    batch = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    x = torch.randn(9, 2, 8, generator=gen, dtype=dtype)
+    y = 30 * torch.randn(9, 2, 8, generator=gen, dtype=dtype)
+    w = orthogonal_gaussian(2, 32, 8, dtype=dtype, generator=gen)
+    eq, ek = feature_exponents(x, w), feature_exponents(y, w)
+    assert (eq + ek.amax(0)).exp().sum(-1).min() == 0  # the plain features would underflow
+    phi_q, phi_k, row = graph_shifted_features(eq, ek, batch, 3)
+    assert phi_q.max() <= 1 and phi_k.max() <= 1
+    same = batch.unsqueeze(1) == batch.unsqueeze(0)
+    sums = (torch.einsum("ihm,jhm->ijh", phi_q, phi_k) * same.unsqueeze(-1)).sum(1)
+    assert sums.min() >= 1 - 1e-6
+    # the attention weights they give equal those of the unshifted estimate, computed in logs
+    log_est = torch.logsumexp(eq.double().unsqueeze(1) + ek.double().unsqueeze(0), -1)
+    log_est = log_est.masked_fill(~same.unsqueeze(-1), -torch.inf)
+    expected = torch.softmax(log_est, dim=1)
+    shifted = torch.einsum("ihm,jhm->ijh", phi_q.double(), phi_k.double()) * same.unsqueeze(-1)
+    got = shifted / shifted.sum(1, keepdim=True)
+    assert torch.allclose(got, expected, atol=1e-5 if dtype == torch.float32 else 1e-12)
 
 
 def test_bad_shapes():

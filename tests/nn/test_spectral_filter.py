@@ -125,7 +125,15 @@ def graph_data(graphs64):
 )
 def test_exact_matches_brute_force(graphs64, spectrum, options):
     v, pos, batch = graph_data(graphs64)  # graphs of 1, 4, 7 and 5 tokens, unsorted ids
-    filt = SpectralFilter(2, 3, 3, spectrum=spectrum, attention="exact", spectrum_options=options)
+    filt = SpectralFilter(
+        2,
+        3,
+        3,
+        spectrum=spectrum,
+        attention="exact",
+        closed_form=spectrum != "mlp",
+        spectrum_options=options,
+    )
     filt = moved(filt).double()
     assert filt.spectrum.even == (options is None and spectrum != "mlp")
     f = filt.filter(pos.unsqueeze(1) - pos.unsqueeze(0))
@@ -158,8 +166,10 @@ def test_linear_is_exactly_the_sum_with_the_finite_frequency_filter(graphs64, sp
 
 
 def test_exact_mode_uses_closed_form_and_sums_unnormalised():
-    """exact applies limit (not f_hat); one graph of identical tokens at one point sums n v."""
-    filt = moved(SpectralFilter(2, 3, 3, spectrum="radial_mixture", attention="exact")).double()
+    """closed_form: exact applies limit (not f_hat); one graph of identical tokens at one point
+    sums n v."""
+    filt = SpectralFilter(2, 3, 3, spectrum="radial_mixture", attention="exact", closed_form=True)
+    filt = moved(filt).double()
     delta = torch.randn(20, 3, dtype=torch.float64)
     assert torch.equal(filt.filter(delta), filt.spectrum.limit(delta))
     assert not torch.allclose(filt.filter(delta), filt.spectrum(delta), atol=1e-3)
@@ -193,7 +203,8 @@ def test_linear_is_unbiased_and_error_decays_like_inverse_sqrt_r(graphs64, spect
     -0.56 .. -0.45), max |z| over the 102 outputs at most 4.5, RMSE at R = 1024 at most 5%.
     """
     v, pos, batch = graph_data(graphs64)
-    ref = tame(moved(SpectralFilter(2, 3, 3, spectrum=spectrum, attention="exact"))).double()
+    ref = SpectralFilter(2, 3, 3, spectrum=spectrum, attention="exact", closed_form=True)
+    ref = tame(moved(ref)).double()
     exact = ref(v, pos, batch)
     state = {k: t for k, t in ref.state_dict().items() if not k.endswith("frequencies")}
     gen = torch.Generator().manual_seed(0)
@@ -238,7 +249,8 @@ def test_invariances(graphs64, attention, spectrum):
 @pytest.mark.parametrize("spectrum", ["isotropic_mixture", "radial_mixture"])
 def test_exact_mode_is_rotation_invariant(graphs64, spectrum):
     v, pos, batch = graph_data(graphs64)
-    filt = moved(SpectralFilter(2, 3, 3, spectrum=spectrum, attention="exact")).double()
+    filt = SpectralFilter(2, 3, 3, spectrum=spectrum, attention="exact", closed_form=True)
+    filt = moved(filt).double()
     assert_rotation_invariant(filt, v, pos, batch)
     filt.attention = "linear"  # f_hat of one frequency draw is not isotropic: the check bites
     with pytest.raises(AssertionError, match="rotation"):
@@ -291,7 +303,8 @@ def test_gradcheck(attention, spectrum):
 )
 def test_exact_mode_gradient_is_finite_for_coincident_tokens(spectrum):
     """Two tokens of a graph at the same point (a valid input) must not poison the gradient."""
-    filt = moved(SpectralFilter(2, 3, 3, spectrum=spectrum, attention="exact")).double()
+    filt = SpectralFilter(2, 3, 3, spectrum=spectrum, attention="exact", closed_form=True)
+    filt = moved(filt).double()
     pos = torch.randn(5, 3, dtype=torch.float64)
     pos[3] = pos[1]
     pos.requires_grad_()
