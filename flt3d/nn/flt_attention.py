@@ -21,6 +21,7 @@ from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
 from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
 from flt3d.nn.random_features import (
     feature_exponents,
+    graph_optimal_a,
     graph_shifted_features,
     orthogonal_gaussian,
 )
@@ -219,7 +220,8 @@ class FLTAttention(nn.Module):
         rides_in_kernel = low_rank is not None and mask == "exp"
         self.feature_dim = head_channels + (2 * num_frequencies if rides_in_kernel else 0)
         self.register_buffer(
-            "projection", orthogonal_gaussian(heads, num_features, self.feature_dim)
+            "projection",
+            orthogonal_gaussian(heads, num_features, self.feature_dim, antithetic=True),
         )
 
     @property
@@ -249,7 +251,7 @@ class FLTAttention(nn.Module):
     def redraw_features(self, *, generator: torch.Generator | None = None) -> None:
         """Draw a fresh orthogonal projection for the kernel's random features, in place."""
         w = orthogonal_gaussian(
-            self.heads, self.num_features, self.feature_dim, generator=generator
+            self.heads, self.num_features, self.feature_dim, generator=generator, antithetic=True
         )
         self.projection.copy_(w.to(self.projection))
 
@@ -272,6 +274,7 @@ class FLTAttention(nn.Module):
                 self.feature_dim,
                 dtype=self.projection.dtype,
                 device=self.projection.device,
+                antithetic=True,
             )
             freq = None
             if self.low_rank is not None:
@@ -339,7 +342,8 @@ class FLTAttention(nn.Module):
                 rpe = self.rpe(pos[pairs[0]] - pos[pairs[1]], frequencies)
             return exact_attention(q, k, v, pairs, rpe=rpe, mask=self.mask)
         xq, xk, psi = self._kernel_inputs(q, k, pos, frequencies)
-        eq, ek = feature_exponents(xq, projection), feature_exponents(xk, projection)
+        a = 0.0 if self.causal else graph_optimal_a(xq, xk, batch, num_graphs)
+        eq, ek = feature_exponents(xq, projection, a=a), feature_exponents(xk, projection, a=a)
         outer = self._mul_factors(psi, q.shape[0], frequencies)
         if self.causal:
             return causal_linear_attention(
@@ -493,8 +497,9 @@ class FLTAttention(nn.Module):
             rpe = self.rpe(delta)
             return torch.exp(logits + rpe) if self.mask == "exp" else torch.exp(logits) * rpe
         xq, xk, psi = self._kernel_inputs(q, k, pos, None)
-        eq = feature_exponents(xq, self.projection)
-        ek = feature_exponents(xk, self.projection)
+        a = 0.0 if self.causal else graph_optimal_a(xq, xk, batch, num_graphs)
+        eq = feature_exponents(xq, self.projection, a=a)
+        ek = feature_exponents(xk, self.projection, a=a)
         w = torch.logsumexp(eq.unsqueeze(1) + ek.unsqueeze(0), dim=-1).exp()
         if psi is not None and self.mask == "mul":
             w = w * self.rpe(delta)

@@ -211,7 +211,8 @@ def test_float32_matches_float64(graphs64, attention):
     out64 = att(q, k, v, pos, batch)
     out32 = att.float()(q.float(), k.float(), v.float(), pos.float(), batch)
     assert out32.dtype == torch.float32
-    assert torch.allclose(out32.double(), out64, atol=1e-4)
+    # linear mode: feature exponents of size ~10-30 carry float32 rounding of ~1e-6 each
+    assert torch.allclose(out32.double(), out64, atol=1e-4 if attention == "exact" else 5e-4)
 
 
 def test_causal_future_does_not_leak():
