@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from flt3d.datasets.elements import SYMBOLS, atomic_number, element_symbol
 from flt3d.datasets.qm9 import TARGETS, target_index
 from flt3d.models._common import block_stack, check_dropout, check_positive
-from flt3d.nn.graph import check_batch
+from flt3d.nn.graph import check_batch, small_graphs
 from flt3d.nn.heads import (
     HEADS,
     MAX_Z,
@@ -343,7 +343,8 @@ class FLTNet(nn.Module):
         pos = pos.to(h.dtype)
         neighbors = None
         cutoff = self.cutoff
-        if cutoff is not None and self.attention == "linear":
+        batch, num_graphs = check_batch(batch, z.shape[0], z.device)
+        if cutoff is not None and self.attention == "linear" and not small_graphs(batch, num_graphs):
             # one neighbour list for every block (the search itself is not differentiated)
             neighbors = neighbor_list(pos, batch, cutoff=cutoff, self_loops=True)
         for block in self.blocks:

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from flt3d.nn.flt_attention import FLTAttention
+from flt3d.nn.graph import check_batch, small_graphs
 from flt3d.nn.neighbors import Neighbors, neighbor_list
 from flt3d.nn.spectral_filter import SpectralFilter
 
@@ -156,7 +157,9 @@ class FLTConv(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"x must be [N, {self.in_channels}], got {tuple(x.shape)}")
         if neighbors is None and self.attention == "linear" and self.cutoff is not None:
-            neighbors = neighbor_list(pos, batch, cutoff=self.cutoff, self_loops=True)
+            checked, num_graphs = check_batch(batch, x.shape[0], x.device)
+            if not small_graphs(checked, num_graphs):
+                neighbors = neighbor_list(pos, checked, cutoff=self.cutoff, self_loops=True)
         branches = 1 if self.filter is None else 2
         qkvu = self.qkv(x).view(-1, 2 + branches, self.heads, self.head_channels).unbind(1)
         out = self.attn(*qkvu[:3], pos, batch, neighbors=neighbors).flatten(1)

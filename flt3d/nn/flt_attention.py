@@ -16,7 +16,7 @@ from flt3d.nn.attention import (
     linear_attention_sums,
 )
 from flt3d.nn.densities import make_spectrum
-from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs
+from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs, small_graphs
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
 from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
 from flt3d.nn.random_features import (
@@ -355,6 +355,8 @@ class FLTAttention(nn.Module):
             phi_k = (phi_k.unsqueeze(-1) * outer[1].unsqueeze(-2)).flatten(-2)
         if self.cutoff is None:
             return linear_attention(phi_q, phi_k, v, batch, num_graphs)
+        if small_graphs(batch, num_graphs):
+            return self._with_short_range_dense(xq, xk, phi_q, phi_k, row, v, pos, batch, num_graphs)
         if neighbors is None:
             neighbors = neighbor_list(
                 pos, batch, cutoff=self.cutoff, self_loops=True, num_graphs=num_graphs
@@ -386,7 +388,7 @@ class FLTAttention(nn.Module):
         return torch.cat([shift, psi[0]], dim=-1), torch.cat([shift, psi[1]], dim=-1)
 
     def _with_short_range(self, sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors) -> Tensor:
-        # Pairs within the cutoff: replace their random-feature estimate by the exact weight.
+        # Pairs within the cutoff: their exact weights replace their random-feature estimate.
         # Everything is in units of exp(row_i) (the feature shift); an extra detached per-row
         # shift t_i >= 0 keeps the exact weights from overflowing.
         delta = neighbors.displacements(pos)
@@ -395,49 +397,85 @@ class FLTAttention(nn.Module):
         def log_weight(xq_i, row_i, xk_j, delta_p):
             return (xq_i * xk_j).sum(-1) + self.short_range(delta_p) - row_i
 
-        width = xq.shape[-1] + phi_q.shape[-1] + v.shape[-1]
-        i, j = neighbors.index
-        if not pair_chunking(i.numel(), 3 * self.heads * width):
-            # small enough to hold every pair's tensors: one pass, no recomputation
-            log_w = log_weight(xq[i], row[i], xk[j], delta)
-            shift = log_w.detach().new_zeros(v.shape[0], self.heads)
-            shift = shift.scatter_reduce(0, i.view(-1, 1).expand_as(log_w), log_w.detach(), "amax")
-            shift = shift.clamp_min(0.0)
-            exact = torch.exp(log_w - shift[i])
-            estimate = torch.exp(-shift[i]) * (phi_q[i] * phi_k[j]).sum(-1)
-            v1 = torch.cat([v, v.new_ones(*v.shape[:-1], 1)], dim=-1)
-            local = torch.zeros_like(sums).index_add(0, i, (exact - estimate).unsqueeze(-1) * v1[j])
-            total = sums * torch.exp(-shift).unsqueeze(-1) + local
-            return total[..., :-1] / total[..., -1:]
-        top = pair_max(
-            log_weight,
-            neighbors.index,
-            v.shape[0],
-            sources_i=(xq, row),
-            sources_j=(xk,),
-            pair_data=(delta,),
-            per_pair=self.heads * width,
-        )
-        shift = top.clamp_min(0.0)  # [N, H]; every row has its self pair
-
         def message(xq_i, row_i, shift_i, phq_i, xk_j, phk_j, v_j, delta_p):
-            exact = torch.exp(log_weight(xq_i, row_i, xk_j, delta_p) - shift_i)
+            # the exact weight, its estimate, and the exact weight of what the estimate
+            # estimates (without the short-range RPE), for the ratio below
+            plain = (xq_i * xk_j).sum(-1) - row_i - shift_i
+            exact = torch.exp(plain + self.short_range(delta_p))
             estimate = torch.exp(-shift_i) * (phq_i * phk_j).sum(-1)
             v1 = torch.cat([v_j, v_j.new_ones(*v_j.shape[:-1], 1)], dim=-1)
-            return (exact - estimate).unsqueeze(-1) * v1
+            parts = [exact.unsqueeze(-1) * v1, estimate.unsqueeze(-1) * v1, plain.exp().unsqueeze(-1)]
+            return torch.cat(parts, dim=-1)
 
-        local = pair_sum(
-            message,
-            neighbors.index,
-            v.shape[0],
-            sources_i=(xq, row, shift, phi_q),
-            sources_j=(xk, phi_k, v),
-            pair_data=(delta,),
-            params=tuple(self.spectrum.parameters()),
-            per_pair=3 * self.heads * width,
-        )
-        total = sums * torch.exp(-shift).unsqueeze(-1) + local
+        width = xq.shape[-1] + phi_q.shape[-1] + v.shape[-1]
+        i, j = neighbors.index
+        per_pair = 3 * self.heads * width
+        if not pair_chunking(i.numel(), per_pair):
+            # small enough to hold every pair's tensors: one pass, no recomputation
+            log_w = log_weight(xq[i], row[i], xk[j], delta).detach()
+            shift = log_w.new_zeros(v.shape[0], self.heads)
+            shift = shift.scatter_reduce(0, i.view(-1, 1).expand_as(log_w), log_w, "amax")
+            msg = message(xq[i], row[i], shift[i], phi_q[i], xk[j], phi_k[j], v[j], delta)
+            local = msg.new_zeros(v.shape[0], *msg.shape[1:]).index_add(0, i, msg)
+        else:
+            top = pair_max(
+                log_weight,
+                neighbors.index,
+                v.shape[0],
+                sources_i=(xq, row),
+                sources_j=(xk,),
+                pair_data=(delta,),
+                per_pair=per_pair,
+            )
+            shift = top.clamp_min(0.0)  # [N, H]; every row has its self pair
+            local = pair_sum(
+                message,
+                neighbors.index,
+                v.shape[0],
+                sources_i=(xq, row, shift, phi_q),
+                sources_j=(xk, phi_k, v),
+                pair_data=(delta,),
+                params=tuple(self.spectrum.parameters()),
+                per_pair=per_pair,
+            )
+        e = v.shape[-1] + 1
+        near, near_estimate, near_plain = local[..., :e], local[..., e : 2 * e], local[..., -1:]
+        far = sums * torch.exp(-shift).unsqueeze(-1) - near_estimate
+        # The estimate's error is mostly a factor common to a query row (its features);
+        # with every pair estimated it would cancel in the normalisation. Here the near pairs
+        # are exact, so the row's far estimate is rescaled by how its near estimate compares
+        # with the exact weights it estimates: a ratio estimator, consistent (-> 1 as m grows).
+        ratio = near_plain / near_estimate[..., -1:].clamp_min(torch.finfo(near.dtype).tiny)
+        total = near + far * ratio
         return total[..., :-1] / total[..., -1:]
+
+    def _with_short_range_dense(self, xq, xk, phi_q, phi_k, row, v, pos, batch, num_graphs):
+        # The estimator of _with_short_range, laid out as [G, n, n] blocks for small graphs
+        # (molecules): the same weights, computed with batched products instead of pair lists.
+        perm = torch.argsort(batch, stable=True)
+        dense = [
+            to_dense_batch(t[perm], batch[perm], batch_size=num_graphs)[0]
+            for t in (xq, xk, phi_q, phi_k, row, v, pos)
+        ]
+        real = to_dense_batch(v[perm], batch[perm], batch_size=num_graphs)[1]
+        dq, dk, fq, fk, drow, dv, dpos = dense
+        delta = dpos.unsqueeze(2) - dpos.unsqueeze(1)  # [G, n, n, D]
+        keys = (real.unsqueeze(1) & real.unsqueeze(2)).unsqueeze(-1)  # [G, n, n, 1]
+        near = keys & (distance(delta) < self.cutoff).unsqueeze(-1)
+        plain = torch.einsum("gihf,gjhf->gijh", dq, dk) - drow.squeeze(-1).unsqueeze(2)
+        log_w = plain + self.short_range(delta)
+        shift = log_w.detach().masked_fill(~near, 0.0).amax(dim=2, keepdim=True).clamp_min(0.0)
+        exact = torch.exp((log_w - shift).masked_fill(~near, -torch.inf))
+        plain = torch.exp((plain - shift).masked_fill(~near, -torch.inf))
+        estimate = torch.einsum("gihm,gjhm->gijh", fq, fk) * torch.exp(-shift) * keys
+        near_estimate = estimate * near
+        ratio = plain.sum(2, keepdim=True) / near_estimate.sum(2, keepdim=True).clamp_min(
+            torch.finfo(estimate.dtype).tiny
+        )
+        weights = exact + (estimate - near_estimate) * ratio
+        out = torch.einsum("gijh,gjhe->gihe", weights, dv) / weights.sum(2).unsqueeze(-1)
+        out = out[real]
+        return torch.empty_like(out).index_copy_(0, perm, out)
 
     def _exact_dense(
         self,
@@ -485,8 +523,9 @@ class FLTAttention(nn.Module):
 
         In exact mode the weights of the class formula; in linear mode their estimate with
         the stored draw: the random-feature estimate (unbiased for the former) and, with a
-        cutoff, the exact weight of pairs within it. Dense: for tests and plots on small
-        inputs. The causal mask is not applied.
+        cutoff, the exact weight of pairs within it, the estimate of the others rescaled per
+        row by exact over estimated near weights (a ratio estimator). Dense: for tests and
+        plots on small inputs. The causal mask is not applied.
         """
         self._check_inputs(q, k, k, pos)
         batch, num_graphs = check_batch(None, q.shape[0], q.device)
@@ -505,7 +544,10 @@ class FLTAttention(nn.Module):
             w = w * self.rpe(delta)
         if self.cutoff is not None:
             near = (distance(delta) < self.cutoff).unsqueeze(-1)
-            w = torch.where(near, torch.exp(logits + self.rpe(delta)), w)
+            rpe = self.rpe(delta)
+            plain = torch.exp(logits + rpe - self.short_range(delta))
+            ratio = (plain * near).sum(1, keepdim=True) / (w * near).sum(1, keepdim=True)
+            w = torch.where(near, torch.exp(logits + rpe), w * ratio)
         return w
 
     def _check_inputs(self, q: Tensor, k: Tensor, v: Tensor, pos: Tensor) -> None:

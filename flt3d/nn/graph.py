@@ -6,7 +6,11 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-__all__ = ["center_pos", "graph_pairs", "check_batch", "distance"]
+__all__ = ["center_pos", "graph_pairs", "check_batch", "distance", "small_graphs", "DENSE_LIMIT"]
+
+#: graphs of at most this many nodes may be laid out densely ([G, n, n] blocks): the pair
+#: cost is then at most DENSE_LIMIT per node, still linear in the number of nodes
+DENSE_LIMIT = 64
 
 
 def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> tuple[Tensor, int]:
@@ -82,3 +86,14 @@ def distance(delta: Tensor) -> Tensor:
     r2 = delta.pow(2).sum(-1)
     positive = r2 > 0
     return torch.where(positive, torch.where(positive, r2, torch.ones_like(r2)).sqrt(), 0.0)
+
+
+def small_graphs(batch: Tensor, num_graphs: int, *, limit: int = DENSE_LIMIT, waste: float = 2.0) -> bool:
+    """Whether every graph has at most ``limit`` nodes and padding them to the largest costs at
+    most ``waste`` times the nodes: then a dense ``[G, n, n]`` layout is cheaper than pair lists
+    and still O(N) (at most ``limit`` pairs per node)."""
+    n = batch.numel()
+    if n == 0 or num_graphs == 0:
+        return False
+    largest = int(torch.bincount(batch, minlength=num_graphs).max())
+    return largest <= limit and num_graphs * largest <= waste * n

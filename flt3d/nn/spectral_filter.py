@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from flt3d.nn.attention import linear_attention_sums
 from flt3d.nn.densities import make_spectrum
 from flt3d.nn.flt_attention import ATTENTIONS, REDRAWS
-from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs
+from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs, small_graphs
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
 from flt3d.nn.pairs import pair_sum
 
@@ -175,7 +175,11 @@ class SpectralFilter(nn.Module):
         batch, num_graphs = check_batch(batch, v.shape[0], v.device)
         pos = center_pos(pos.to(v.dtype), batch, num_graphs)
         frequencies = self.frequencies()
-        if self.attention == "exact":
+        if self.attention == "exact" or (
+            self.cutoff is not None and small_graphs(batch, num_graphs)
+        ):
+            # a local filter is the same function in both modes: on small graphs the pairs of
+            # each graph are cheaper than a neighbour list
             return self._exact(v, pos, batch, num_graphs, frequencies)
         if self.cutoff is not None:
             return self._local(v, pos, batch, num_graphs, neighbors)

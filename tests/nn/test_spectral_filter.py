@@ -45,8 +45,9 @@ def reference_filter(spec, *, finite: bool = False):
     from the family's parameters (taken once, as plain floats): the closed form, or with
     ``finite`` (and for families without one) the estimate from the layer's R frequencies."""
     if finite or not spec.closed_form:  # 1/R sum_r a_r cos(2 pi xi_r . delta) + b_r sin
-        a, b = (t.tolist() for t in spec.weights(spec.frequencies))
-        xi = spec.frequencies.tolist()
+        xi, a, b = spec.estimate()
+        a, b = a.tolist(), b.tolist()
+        xi = xi.expand(len(a), -1, -1).tolist()  # frequencies shared by the heads, or not
 
         def f(delta):
             out = []
@@ -478,3 +479,98 @@ def test_conv_with_filter_batched_equals_one_by_one(attention):
     assert_translation_invariant(conv, x, pos, batch)
     conv(x, pos, batch).pow(2).sum().backward()
     assert conv.filter.spectrum.weight.grad.abs().sum() > 0
+
+
+# local filters: the closed form times a cosine envelope, exact in both modes
+
+
+@pytest.mark.parametrize("spectrum", ["radial_basis", "isotropic_mixture", "gaussian_mixture"])
+def test_local_filter_is_the_same_function_in_both_modes(graphs64, spectrum):
+    from flt3d.nn import cosine_cutoff
+
+    v, pos, batch = graph_data(graphs64)
+    filt = SpectralFilter(2, 3, 3, spectrum=spectrum, cutoff=2.0, length_scale=0.2)
+    filt = moved(filt).double()
+    delta = pos.unsqueeze(1) - pos.unsqueeze(0)
+    f = filt.filter(delta)
+    envelope = cosine_cutoff(delta.norm(dim=-1), 2.0).unsqueeze(-1)
+    assert torch.allclose(f, filt.spectrum.limit(delta) * envelope, atol=1e-14)
+    assert f[delta.norm(dim=-1) > 2.0].abs().max() == 0
+    linear = filt(v, pos, batch)
+    filt.attention = "exact"
+    exact = filt(v, pos, batch)
+    assert torch.allclose(linear, exact, atol=1e-12)
+    same = (batch.unsqueeze(1) == batch.unsqueeze(0)).unsqueeze(-1)
+    ref = torch.einsum("ijh,jhd->ihd", f * same, v)
+    assert torch.allclose(exact, ref, atol=1e-12)
+
+
+def test_local_filter_neighbour_list_path_matches_pairs(graphs64, monkeypatch):
+    import flt3d.nn.spectral_filter as module
+
+    v, pos, batch = graph_data(graphs64)
+    filt = moved(SpectralFilter(2, 3, 3, spectrum="radial_basis", cutoff=2.5)).double()
+    dense = filt(v, pos, batch)
+    monkeypatch.setattr(module, "small_graphs", lambda *args, **kwargs: False)
+    assert torch.allclose(filt(v, pos, batch), dense, atol=1e-12)
+
+
+def test_local_filter_is_exactly_rotation_invariant_in_linear_mode(graphs64):
+    v, pos, batch = graph_data(graphs64)
+    filt = moved(SpectralFilter(2, 3, 3, spectrum="radial_basis", cutoff=2.5)).double()
+
+    def fn(x, p, b):
+        return filt(x, p, b)
+
+    assert_rotation_invariant(fn, v, pos, batch, atol=1e-10)
+    assert_translation_invariant(fn, v, pos, batch, atol=1e-10)
+    assert_permutation_equivariant(fn, v, pos, batch, atol=1e-10)
+    assert_batch_independent(fn, v, pos, batch, atol=1e-10)
+
+
+def test_local_filter_gradcheck():
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(6, 2, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    pos = torch.randn(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    filt = moved(SpectralFilter(2, 2, 3, spectrum="radial_basis", cutoff=1.5)).double()
+    assert torch.autograd.gradcheck(lambda a, b: filt(a, b), (v, pos))
+
+
+def test_shared_frequency_filter_is_the_finite_frequency_sum(graphs64):
+    """radial_basis with draws from its envelopes shares one set of frequencies across heads;
+    linear mode is then exactly the sum with that f_hat, and exact mode (f_hat) equals it."""
+    v, pos, batch = graph_data(graphs64)
+    filt = SpectralFilter(
+        2, 3, 3, spectrum="radial_basis", num_frequencies=32, sampler="density", nodes="quadrature"
+    )
+    filt = moved(filt).double()
+    assert filt.spectrum.frequencies.shape[0] == 1
+    out = filt(v, pos, batch)
+    assert torch.allclose(out, brute_force(filt, v, pos, batch, finite=True), atol=1e-10)
+    filt.attention = "exact"
+    assert torch.allclose(filt(v, pos, batch), out, atol=1e-10)
+
+
+def test_radial_basis_linear_converges_to_its_closed_form(graphs64):
+    """Every family FLTNet uses converges: radial_basis bumps (mass ~ 2c^2/w^2, the reason its
+    default is local) still fall like R^(-1/2) in RMS over fresh draws."""
+    v, pos, batch = graph_data(graphs64)
+    options = {"max_radius": 2.0, "num_components": 4}
+    ref = SpectralFilter(2, 3, 3, spectrum="radial_basis", closed_form=True, attention="exact",
+                         length_scale=0.3, spectrum_options=options)
+    ref = moved(ref, scale=0.2).double()
+    exact = ref(v, pos, batch)
+    state = {k: t for k, t in ref.state_dict().items() if not k.endswith("frequencies")}
+    rmse = []
+    for r in (16, 256, 4096):
+        filt = SpectralFilter(2, 3, 3, spectrum="radial_basis", num_frequencies=r,
+                              length_scale=0.3, spectrum_options=options).double()
+        filt.load_state_dict(state, strict=False)
+        gen = torch.Generator().manual_seed(0)
+        sq = []
+        for _ in range(20):
+            filt.spectrum.redraw_frequencies(generator=gen)
+            sq.append((filt(v, pos, batch) - exact).pow(2).mean())
+        rmse.append(torch.stack(sq).mean().sqrt().item() / exact.pow(2).mean().sqrt().item())
+    slope = math.log(rmse[-1] / rmse[0]) / math.log(256)
+    assert -0.65 < slope < -0.35, (slope, rmse)

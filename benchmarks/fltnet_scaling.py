@@ -1,0 +1,246 @@
+"""FLTNet in linear mode on atom clouds from 10^3 to 10^6 atoms: time and peak memory against N.
+
+The shipped ``qm9`` model (96 channels, 4 heads, 2 blocks, exact short range within 5 Å on a
+vesin neighbour list, random features beyond) runs one forward and one backward pass (loss
+``prediction.sum()``, gradients for every parameter) on one cloud of N atoms of liquid density
+(one atom per 10 Å^3, uniform in a cube; elements H, C, N, O), each size in a fresh process
+so that its peak resident memory (``ru_maxrss``) is its own. Exact mode runs next to it, in
+the same run, while it fits.
+
+Alongside, in the same run: the achieved GFLOP/s of the linear attention's contractions (the
+counted multiply-adds of one attention forward pass, over its time) and this machine's fp32
+matrix-multiply rate (a 2048 x 2048 product), so the attention's efficiency is a ratio.
+
+    python benchmarks/fltnet_scaling.py                 # 10^3 .. 10^6, ~10 min on 2 cores
+    python benchmarks/fltnet_scaling.py --quick         # 10^3 and 3 * 10^3, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS_DIR, environment, format_table, write_json  # noqa: E402
+
+SIZES = (1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
+DENSITY = 0.1  # atoms per Å^3
+SLOPE_RANGE = (0.85, 1.15)
+MEMORY_BAR_GB = 16.0
+
+
+def run_case(n: int, mode: str, seed: int = 0) -> dict:
+    import torch
+
+    from flt3d.models import FLTNet
+    from flt3d.nn import set_attention
+    from flt3d.training.config import load_config
+
+    torch.manual_seed(seed)
+    model = FLTNet(**load_config("qm9")["model"])
+    set_attention(model, mode)
+    side = (n / DENSITY) ** (1 / 3)
+    gen = torch.Generator().manual_seed(seed)
+    pos = side * torch.rand(n, 3, generator=gen)
+    z = torch.tensor([1, 6, 7, 8])[torch.randint(0, 4, (n,), generator=gen)]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    start, cpu = time.perf_counter(), time.process_time()
+    out = model(z, pos)
+    out.sum().backward()
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    row = {
+        "n": n,
+        "mode": mode,
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "peak_rss_gb": peak,
+        "baseline_rss_gb": base,
+    }
+    if mode == "linear":
+        row.update(attention_rate(model, z, pos))
+    return row
+
+
+def attention_rate(model, z, pos) -> dict:
+    """GFLOP/s of one linear attention forward pass of the first block (counted multiply-adds
+    of its contractions over its time), with the neighbour count it saw."""
+    import torch
+
+    from flt3d.nn import neighbor_list
+
+    block = model.blocks[0]
+    conv = block.conv
+    with torch.no_grad():
+        x = block.norm1(model.embed(z))
+        q, k, v = conv.qkv(x).view(-1, 4, conv.heads, conv.head_channels).unbind(1)[:3]
+        nbrs = neighbor_list(pos, cutoff=conv.attn.cutoff, self_loops=True)
+        att = conv.attn.eval()
+        att(q, k, v, pos, neighbors=nbrs)
+        start = time.perf_counter()
+        att(q, k, v, pos, neighbors=nbrs)
+        seconds = time.perf_counter() - start
+    n, h, d = q.shape
+    m, f, e = att.num_features, att.feature_dim, d + 1
+    p = nbrs.num_pairs
+    flops = 2 * n * h * m * f * 2  # feature exponents of queries and keys
+    flops += 2 * n * h * m * e * 2  # the per-graph state and its read-out
+    flops += 2 * p * h * (m + f + 2 * e)  # near pairs: estimate, logit, two messages
+    return {
+        "attention_seconds": seconds,
+        "attention_gflops": flops / seconds / 1e9,
+        "pairs_per_atom": p / n,
+    }
+
+
+def matmul_rate() -> float:
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    return 5 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
+
+
+def slope(rows: list[dict], key: str, low: int) -> float:
+    pts = [(math.log(r["n"]), math.log(r[key])) for r in rows if r["n"] >= low]
+    if len(pts) < 2:
+        return math.nan
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--case", nargs=2, metavar=("N", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--exact-max", type=int, default=10_000, help="largest N in exact mode")
+    parser.add_argument("--fit-min", type=int, default=10_000)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    if args.case:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        print(json.dumps(run_case(int(args.case[0]), args.case[1])))
+        return {}
+    sizes = args.sizes or ((1_000, 3_000) if args.quick else SIZES)
+    rows = []
+    for mode in ("linear", "exact"):
+        for n in sizes:
+            if mode == "exact" and n > args.exact_max:
+                rows.append(
+                    {
+                        "n": n,
+                        "mode": mode,
+                        "note": f"skipped: exact mode above N = {args.exact_max}",
+                    }
+                )
+                continue
+            cmd = [sys.executable, __file__, "--case", str(n), mode, "--threads", str(args.threads)]
+            try:
+                done = subprocess.run(
+                    cmd,
+                    capture_output=True,
+                    text=True,
+                    timeout=args.max_seconds,
+                    env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
+                )
+            except subprocess.TimeoutExpired:
+                rows.append({"n": n, "mode": mode, "note": f"killed after {args.max_seconds:g} s"})
+                break
+            if done.returncode != 0:
+                tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+                rows.append({"n": n, "mode": mode, "note": f"failed: {tail[:120]}"})
+                break
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(
+                f"{mode} N={n}: {rows[-1]['seconds']:.2f} s, {rows[-1]['peak_rss_gb']:.2f} GB",
+                flush=True,
+            )
+    rate = matmul_rate()
+    measured = [r for r in rows if "seconds" in r]
+    table = format_table(
+        [
+            "mode",
+            "N",
+            "time s",
+            "CPU s",
+            "peak RSS GB",
+            "pairs/atom",
+            "attn GFLOP/s",
+            "matmul GFLOP/s",
+            "note",
+        ],
+        [
+            [
+                r["mode"],
+                r["n"],
+                r.get("seconds", "-"),
+                r.get("cpu_seconds", "-"),
+                r.get("peak_rss_gb", "-"),
+                r.get("pairs_per_atom", "-"),
+                r.get("attention_gflops", "-"),
+                rate if r.get("attention_gflops") else "-",
+                r.get("note", ""),
+            ]
+            for r in rows
+        ],
+    )
+    print(table)
+    linear = [r for r in measured if r["mode"] == "linear"]
+    fits = {
+        "time": slope(linear, "seconds", args.fit_min),
+        "memory": slope(
+            [{**r, "extra": max(r["peak_rss_gb"] - r["baseline_rss_gb"], 1e-3)} for r in linear],
+            "extra",
+            args.fit_min,
+        ),
+    }
+    largest = max(linear, key=lambda r: r["n"]) if linear else None
+    checks = [
+        f"linear time grows as N^{fits['time']:.2f} (N >= {args.fit_min}): "
+        f"{'PASS' if SLOPE_RANGE[0] <= fits['time'] <= SLOPE_RANGE[1] else 'FAIL'}",
+        f"linear peak memory above the baseline grows as N^{fits['memory']:.2f}: "
+        f"{'PASS' if SLOPE_RANGE[0] <= fits['memory'] <= SLOPE_RANGE[1] else 'FAIL'}",
+    ]
+    if largest is not None:
+        fits_bar = largest["n"] >= 1_000_000 and largest["peak_rss_gb"] <= MEMORY_BAR_GB
+        checks.append(
+            f"10^6 atoms within {MEMORY_BAR_GB:g} GB peak RSS: "
+            f"{'PASS' if fits_bar else 'FAIL'} (largest N = {largest['n']}, "
+            f"{largest['peak_rss_gb']:.2f} GB)"
+        )
+    print("\n".join(checks))
+    payload = {
+        "benchmark": "fltnet_scaling",
+        "rows": rows,
+        "fits": fits,
+        "checks": checks,
+        "matmul_gflops": rate,
+        "density_per_A3": DENSITY,
+        "table": table,
+        "environment": environment(args.threads),
+    }
+    path = args.json or (None if args.quick else RESULTS_DIR / "fltnet_scaling.json")
+    if path:
+        print(f"wrote {write_json(path, payload)}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
