@@ -473,7 +473,9 @@ class FLTAttention(nn.Module):
             torch.finfo(estimate.dtype).tiny
         )
         weights = exact + (estimate - near_estimate) * ratio
-        out = torch.einsum("gijh,gjhe->gihe", weights, dv) / weights.sum(2).unsqueeze(-1)
+        # padded rows have no keys: a normaliser of one keeps them (and their gradients) finite
+        normaliser = weights.sum(2) + (~real).unsqueeze(-1).to(weights.dtype)
+        out = torch.einsum("gijh,gjhe->gihe", weights, dv) / normaliser.unsqueeze(-1)
         out = out[real]
         return torch.empty_like(out).index_copy_(0, perm, out)
 

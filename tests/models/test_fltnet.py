@@ -287,3 +287,12 @@ def test_linear_matches_exact_at_the_shipped_settings_fresh_and_trained(qm9):
     trained = gaps()
     assert trained[0] <= 0.05 and trained[1] <= 0.05, trained
     assert trained[2] <= 0.1 * float(loss), trained
+
+
+@pytest.mark.parametrize("attention", ["linear", "exact"])
+def test_training_step_gradients_are_finite(batch, attention):
+    """Molecules of different sizes (padded blocks in linear mode): every gradient finite."""
+    model = set_attention(tiny(target="gap"), attention).train()
+    model(batch.z, batch.pos, batch.batch).sum().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
