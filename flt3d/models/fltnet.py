@@ -129,6 +129,8 @@ class FLTNet(nn.Module):
         long_range: spectral family of the attention's low-rank long-range RPE beyond the
             cutoff (default ``None``: none; e.g. ``"isotropic_mixture"``).
         long_range_length_scale: its length scale in Å (default ``2.0``).
+        far_temperature: factor on the content logits of pairs beyond the cutoff, blended
+            smoothly to 1 within it (default ``1.0``; see :class:`~flt3d.nn.FLTAttention`).
         sampler: frequency sampler of the low-rank parts (default ``"density"``: draws from
             the learned density itself, where the family allows).
         nodes: node layout of those draws (default ``"quadrature"``: stratified radii and
@@ -185,6 +187,7 @@ class FLTNet(nn.Module):
         cutoff: float | None = 5.0,
         long_range: str | None = None,
         long_range_length_scale: float = 2.0,
+        far_temperature: float = 1.0,
         sampler: str = "density",
         nodes: str = "quadrature",
         redraw: str = "train",
@@ -228,6 +231,7 @@ class FLTNet(nn.Module):
             "cutoff": None if cutoff is None else float(cutoff),
             "long_range": long_range,
             "long_range_length_scale": float(long_range_length_scale),
+            "far_temperature": float(far_temperature),
             "sampler": sampler,
             "nodes": nodes,
             "redraw": redraw,
@@ -269,6 +273,7 @@ class FLTNet(nn.Module):
             filter_cutoff=cutoff,
             long_range=long_range,
             long_range_length_scale=long_range_length_scale,
+            far_temperature=far_temperature if spectrum is not None and cutoff else 1.0,
             sampler=sampler,
             nodes=nodes,
             redraw=redraw,

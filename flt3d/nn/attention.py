@@ -243,6 +243,7 @@ def exact_attention(
     *,
     rpe: Tensor | None = None,
     mask: str = "exp",
+    logit_scale: Tensor | None = None,
 ) -> Tensor:
     r"""Exact softmax-kernel attention over the given token pairs, with an RPE per pair.
 
@@ -257,6 +258,8 @@ def exact_attention(
         pairs: ``(i, j)`` from :func:`flt3d.nn.graph.graph_pairs`, each ``[P]``.
         rpe: the RPE :math:`M_{ij}` of each pair, ``[P, H]``; ``None`` for none.
         mask: ``"exp"`` (added to the logits) or ``"mul"`` (multiplies the kernel).
+        logit_scale: a factor on :math:`q_i\cdot k_j/\sqrt d` per pair, ``[P, H]`` or ``[P, 1]``
+            (default none).
 
     Returns:
         ``[N, H, E]``.
@@ -264,6 +267,8 @@ def exact_attention(
     i, j = pairs
     n = q.shape[0]
     logits = (q[i] * k[j]).sum(-1) / math.sqrt(q.shape[-1])
+    if logit_scale is not None:
+        logits = logits * logit_scale
     if mask == "exp":
         if rpe is not None:
             logits = logits + rpe
@@ -289,6 +294,7 @@ def dense_exact_attention(
     rpe: Tensor | None = None,
     mask: str = "exp",
     causal: bool = False,
+    logit_scale: Tensor | None = None,
 ) -> Tensor:
     r"""Exact attention on graphs laid out densely, ``[G, n, ...]``, with masked keys.
 
@@ -309,6 +315,8 @@ def dense_exact_attention(
     """
     n = q.shape[1]
     logits = torch.einsum("gihd,gjhd->gijh", q, k) / math.sqrt(q.shape[-1])
+    if logit_scale is not None:  # [G, n, n, H or 1]
+        logits = logits * logit_scale
     allowed = key_mask.unsqueeze(1)
     if causal:
         allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=q.device).tril()

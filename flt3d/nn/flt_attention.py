@@ -99,6 +99,11 @@ class FLTAttention(nn.Module):
             (``long_range_length_scale`` well above ``length_scale``): its estimate rides in the
             random features, whose variance grows with the RPE's spectral mass.
         long_range_length_scale: its length scale (default ``4 * length_scale``).
+        far_temperature: with a cutoff, the content logits :math:`q\cdot k/\sqrt d` are scaled
+            by :math:`s = \tau + (1 - \tau)\,u(\lVert\Delta\rVert/r_c)`: 1 at short range,
+            :math:`\tau` beyond the cutoff, smooth in between (default ``1.0``). The random
+            features then estimate :math:`e^{\tau q\cdot k/\sqrt d}`, whose variance falls
+            steeply with :math:`\tau` (it grows like :math:`e^{\tau\lVert x + y\rVert^2}`).
         sampler: how the low-rank RPE draws its frequencies, ``"proposal"`` or ``"density"``
             (see :class:`~flt3d.nn.spectrum.Spectrum`) (default ``"proposal"``).
         nodes: layout of those draws, ``"iid"``, ``"orthogonal"`` or ``"quadrature"`` (see
@@ -141,6 +146,7 @@ class FLTAttention(nn.Module):
         cutoff: float | None = None,
         long_range: str | None = None,
         long_range_length_scale: float | None = None,
+        far_temperature: float = 1.0,
         sampler: str = "proposal",
         nodes: str = "iid",
         redraw: str = "never",
@@ -168,6 +174,11 @@ class FLTAttention(nn.Module):
         self.dense_waste = 2.0
         estimator = {"sampler": sampler, "nodes": nodes}
         self.cutoff = None if cutoff is None else float(cutoff)
+        self.far_temperature = float(far_temperature)
+        if not 0 < self.far_temperature <= 1:
+            raise ValueError(f"far_temperature must be in (0, 1], got {far_temperature}")
+        if self.far_temperature != 1 and self.cutoff is None:
+            raise ValueError("far_temperature needs a cutoff (it applies beyond it)")
         self.long_range = None
         if self.cutoff is not None:
             if not (math.isfinite(self.cutoff) and self.cutoff > 0):
@@ -306,6 +317,13 @@ class FLTAttention(nn.Module):
         f = self.spectrum(delta, frequencies)
         return f + self.mul_shift(frequencies).to(f.dtype) if self.mask == "mul" else f
 
+    def logit_scale(self, delta: Tensor) -> Tensor | None:
+        r"""The factor :math:`s(\Delta)` on the content logits, ``[..., 1]`` (``None`` if 1)."""
+        if self.cutoff is None or self.far_temperature == 1:
+            return None
+        envelope = cosine_cutoff(distance(delta), self.cutoff).unsqueeze(-1)
+        return self.far_temperature + (1 - self.far_temperature) * envelope
+
     def short_range(self, delta: Tensor) -> Tensor:
         r""":math:`f(\Delta)\,u(\lVert\Delta\rVert / r_c)`, the exact part of a cutoff RPE, ``[..., H]``."""
         envelope = cosine_cutoff(distance(delta), self.cutoff)
@@ -337,10 +355,11 @@ class FLTAttention(nn.Module):
             ):
                 return self._exact_dense(q, k, v, pos, batch, num_graphs, frequencies)
             pairs = graph_pairs(batch, num_graphs, causal=self.causal)
-            rpe = None
+            rpe = scale = None
             if self.spectrum is not None:
-                rpe = self.rpe(pos[pairs[0]] - pos[pairs[1]], frequencies)
-            return exact_attention(q, k, v, pairs, rpe=rpe, mask=self.mask)
+                delta = pos[pairs[0]] - pos[pairs[1]]
+                rpe, scale = self.rpe(delta, frequencies), self.logit_scale(delta)
+            return exact_attention(q, k, v, pairs, rpe=rpe, mask=self.mask, logit_scale=scale)
         xq, xk, psi = self._kernel_inputs(q, k, pos, frequencies)
         a = 0.0 if self.causal else graph_optimal_a(xq, xk, batch, num_graphs)
         eq, ek = feature_exponents(xq, projection, a=a), feature_exponents(xk, projection, a=a)
@@ -371,7 +390,7 @@ class FLTAttention(nn.Module):
 
     def _kernel_inputs(self, q: Tensor, k: Tensor, pos: Tensor, frequencies: Tensor | None):
         # the scaled queries and keys, with the low-rank RPE features appended (exp mask)
-        scale = self.head_channels**-0.25
+        scale = self.head_channels**-0.25 * self.far_temperature**0.5
         xq, xk = q * scale, k * scale
         low_rank = self.low_rank
         psi = None if low_rank is None else low_rank.features(pos, frequencies)
@@ -387,6 +406,16 @@ class FLTAttention(nn.Module):
         shift = self.mul_shift(frequencies).to(psi[0].dtype).sqrt().expand(n, -1).unsqueeze(-1)
         return torch.cat([shift, psi[0]], dim=-1), torch.cat([shift, psi[1]], dim=-1)
 
+    def _near_extra(self, xq_i: Tensor, xk_j: Tensor, delta: Tensor) -> Tensor:
+        # log of the exact near weight over what the features estimate: the short-range RPE
+        # and, with a far temperature, the rest of the content logit (s / tau - 1) tau q.k
+        extra = self.short_range(delta)
+        if self.far_temperature != 1:
+            d = self.head_channels
+            content = (xq_i[..., :d] * xk_j[..., :d]).sum(-1)
+            extra = extra + (self.logit_scale(delta) / self.far_temperature - 1) * content
+        return extra
+
     def _with_short_range(self, sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors) -> Tensor:
         # Pairs within the cutoff: their exact weights replace their random-feature estimate.
         # Everything is in units of exp(row_i) (the feature shift); an extra detached per-row
@@ -395,13 +424,13 @@ class FLTAttention(nn.Module):
         row = row.squeeze(-1)
 
         def log_weight(xq_i, row_i, xk_j, delta_p):
-            return (xq_i * xk_j).sum(-1) + self.short_range(delta_p) - row_i
+            return (xq_i * xk_j).sum(-1) + self._near_extra(xq_i, xk_j, delta_p) - row_i
 
         def message(xq_i, row_i, shift_i, phq_i, xk_j, phk_j, v_j, delta_p):
             # the exact weight, its estimate, and the exact weight of what the estimate
             # estimates (without the short-range RPE), for the ratio below
             plain = (xq_i * xk_j).sum(-1) - row_i - shift_i
-            exact = torch.exp(plain + self.short_range(delta_p))
+            exact = torch.exp(plain + self._near_extra(xq_i, xk_j, delta_p))
             estimate = torch.exp(-shift_i) * (phq_i * phk_j).sum(-1)
             v1 = torch.cat([v_j, v_j.new_ones(*v_j.shape[:-1], 1)], dim=-1)
             parts = [exact.unsqueeze(-1) * v1, estimate.unsqueeze(-1) * v1, plain.exp().unsqueeze(-1)]
@@ -464,6 +493,10 @@ class FLTAttention(nn.Module):
         near = keys & (distance(delta) < self.cutoff).unsqueeze(-1)
         plain = torch.einsum("gihf,gjhf->gijh", dq, dk) - drow.squeeze(-1).unsqueeze(2)
         log_w = plain + self.short_range(delta)
+        if self.far_temperature != 1:
+            d = self.head_channels
+            content = torch.einsum("gihf,gjhf->gijh", dq[..., :d], dk[..., :d])
+            log_w = log_w + (self.logit_scale(delta) / self.far_temperature - 1) * content
         shift = log_w.detach().masked_fill(~near, 0.0).amax(dim=2, keepdim=True).clamp_min(0.0)
         exact = torch.exp((log_w - shift).masked_fill(~near, -torch.inf))
         plain = torch.exp((plain - shift).masked_fill(~near, -torch.inf))
@@ -501,10 +534,11 @@ class FLTAttention(nn.Module):
         perm = torch.argsort(batch, stable=True)
         dense = [to_dense_batch(t[perm], batch[perm], batch_size=num_graphs) for t in flat]
         real = dense[0][1]
-        rpe = None
+        rpe = scale = None
         if direct:
             dense_pos = dense[3][0]
-            rpe = self.rpe(dense_pos.unsqueeze(2) - dense_pos.unsqueeze(1), frequencies)
+            delta = dense_pos.unsqueeze(2) - dense_pos.unsqueeze(1)
+            rpe, scale = self.rpe(delta, frequencies), self.logit_scale(delta)
         elif self.spectrum is not None:
             rpe = torch.einsum("gihr,gjhr->gijh", dense[3][0], dense[4][0])
             if self.mask == "mul":
@@ -517,6 +551,7 @@ class FLTAttention(nn.Module):
             rpe=rpe,
             mask=self.mask,
             causal=self.causal,
+            logit_scale=scale,
         )[real]
         return torch.empty_like(out).index_copy_(0, perm, out)
 
@@ -534,6 +569,9 @@ class FLTAttention(nn.Module):
         pos = center_pos(pos.to(q.dtype), batch, num_graphs)
         delta = pos.unsqueeze(1) - pos.unsqueeze(0)
         logits = torch.einsum("ihd,jhd->ijh", q, k) / self.head_channels**0.5
+        scale = self.logit_scale(delta)
+        if scale is not None:
+            logits = logits * scale
         if self.attention == "exact":
             rpe = self.rpe(delta)
             return torch.exp(logits + rpe) if self.mask == "exp" else torch.exp(logits) * rpe
@@ -547,7 +585,8 @@ class FLTAttention(nn.Module):
         if self.cutoff is not None:
             near = (distance(delta) < self.cutoff).unsqueeze(-1)
             rpe = self.rpe(delta)
-            plain = torch.exp(logits + rpe - self.short_range(delta))
+            content = logits if scale is None else logits / scale * self.far_temperature
+            plain = torch.exp(content + rpe - self.short_range(delta))
             ratio = (plain * near).sum(1, keepdim=True) / (w * near).sum(1, keepdim=True)
             w = torch.where(near, torch.exp(logits + rpe), w * ratio)
         return w
@@ -582,6 +621,7 @@ class FLTAttention(nn.Module):
             f"causal={self.causal}"
             + (", closed_form_rpe=True" if self.closed_form_rpe else "")
             + ("" if self.cutoff is None else f", cutoff={self.cutoff}")
+            + ("" if self.far_temperature == 1 else f", far_temperature={self.far_temperature}")
             + ("" if self.long_range is None else f", long_range={self.long_range_name!r}")
             + ("" if self.redraw == "never" else f", redraw={self.redraw!r}")
             + ")"

@@ -630,3 +630,39 @@ def test_redraw_train_draws_fresh_features_in_training_only(graphs64):
     assert "redraw='train'" in repr(att)
     with pytest.raises(ValueError, match="redraw must be one of"):
         FLTAttention(2, 3, 3, redraw="sometimes")
+
+
+def test_far_temperature_is_one_function_in_both_modes(graphs64, monkeypatch):
+    """Content logits scaled by tau + (1 - tau) u(r): exact mode matches the formula pair by
+    pair, linear mode equals exact when every pair is near, and its dense and neighbour-list
+    paths agree."""
+    import flt3d.nn.flt_attention as module
+    from flt3d.nn import cosine_cutoff
+
+    q, k, v, pos, batch = graphs64
+    att = cutoff_att(far_temperature=0.3, attention="exact")
+    one = batch == 2
+    qq, kk, vv, pp = q[one], k[one], v[one], pos[one]
+    delta = pp.unsqueeze(1) - pp.unsqueeze(0)
+    s = 0.3 + 0.7 * cosine_cutoff(delta.norm(dim=-1), 2.5).unsqueeze(-1)
+    w = torch.exp(s * torch.einsum("ihd,jhd->ijh", qq, kk) / math.sqrt(3) + att.rpe(delta))
+    ref = torch.einsum("ijh,jhe->ihe", w, vv) / w.sum(1).unsqueeze(-1)
+    assert torch.allclose(att(qq, kk, vv, pp), ref, atol=1e-10)
+    wide = cutoff_att(far_temperature=0.3, cutoff=50.0)
+    assert torch.allclose(
+        set_mode(wide, "linear")(q, k, v, pos, batch),
+        set_mode(wide, "exact")(q, k, v, pos, batch),
+        atol=1e-10,
+    )
+    att.attention = "linear"
+    dense = att(q, k, v, pos, batch)
+    kernel = att.kernel(qq, kk, pp)
+    assert torch.allclose(
+        att(qq, kk, vv, pp),
+        torch.einsum("ijh,jhe->ihe", kernel, vv) / kernel.sum(1).unsqueeze(-1),
+        atol=1e-10,
+    )
+    monkeypatch.setattr(module, "small_graphs", lambda *args, **kwargs: False)
+    assert torch.allclose(att(q, k, v, pos, batch), dense, atol=1e-12)
+    with pytest.raises(ValueError, match="far_temperature needs a cutoff"):
+        FLTAttention(2, 3, 3, far_temperature=0.5)
