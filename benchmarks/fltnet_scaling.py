@@ -204,7 +204,7 @@ def main(argv=None) -> dict:
     print(table)
     linear = [r for r in measured if r["mode"] == "linear"]
     fits = {
-        "time": slope(linear, "seconds", args.fit_min),
+        "time": slope(linear, "cpu_seconds", args.fit_min),
         "memory": slope(
             [{**r, "extra": max(r["peak_rss_gb"] - r["baseline_rss_gb"], 1e-3)} for r in linear],
             "extra",
@@ -213,7 +213,7 @@ def main(argv=None) -> dict:
     }
     largest = max(linear, key=lambda r: r["n"]) if linear else None
     checks = [
-        f"linear time grows as N^{fits['time']:.2f} (N >= {args.fit_min}): "
+        f"linear CPU time grows as N^{fits['time']:.2f} (N >= {args.fit_min}): "
         f"{'PASS' if SLOPE_RANGE[0] <= fits['time'] <= SLOPE_RANGE[1] else 'FAIL'}",
         f"linear peak memory above the baseline grows as N^{fits['memory']:.2f}: "
         f"{'PASS' if SLOPE_RANGE[0] <= fits['memory'] <= SLOPE_RANGE[1] else 'FAIL'}",

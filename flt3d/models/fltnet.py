@@ -130,7 +130,10 @@ class FLTNet(nn.Module):
             cutoff (default ``None``: none; e.g. ``"isotropic_mixture"``).
         long_range_length_scale: its length scale in Å (default ``2.0``).
         far_temperature: factor on the content logits of pairs beyond the cutoff, blended
-            smoothly to 1 within it (default ``1.0``; see :class:`~flt3d.nn.FLTAttention`).
+            smoothly to 1 within it (default ``0.25``; see :class:`~flt3d.nn.FLTAttention`):
+            the random features of linear mode estimate the far pairs' kernel with far less
+            variance (after the default ``flt3d train``, linear vs exact representation 6.7%
+            against 20% at 1.0, and a test MAE as good: 0.223 against 0.237 eV, one seed).
         sampler: frequency sampler of the low-rank parts (default ``"density"``: draws from
             the learned density itself, where the family allows).
         nodes: node layout of those draws (default ``"quadrature"``: stratified radii and
@@ -187,7 +190,7 @@ class FLTNet(nn.Module):
         cutoff: float | None = 5.0,
         long_range: str | None = None,
         long_range_length_scale: float = 2.0,
-        far_temperature: float = 1.0,
+        far_temperature: float = 0.25,
         sampler: str = "density",
         nodes: str = "quadrature",
         redraw: str = "train",
