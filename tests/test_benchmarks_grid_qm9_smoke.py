@@ -36,21 +36,25 @@ def _run(script: str, *args: str, tmp_path: Path) -> dict:
 def test_qm9_budget_quick(tmp_path):
     payload = _run("qm9_budget.py", "--root", str(tmp_path / "qm9"), tmp_path=tmp_path)
     rows = payload["rows"]
-    expected = {
-        (t, v) for t in ("gap", "U0") for v in ("flt_exact", "flt_linear", "flt_norpe", "schnet")
-    }
+    variants = ("flt_exact", "flt_linear", "flt_linear_steps", "flt_norpe", "schnet")
+    expected = {(t, v) for t in ("gap", "U0") for v in variants}
     assert {(r["target"], r["variant"]) for r in rows} == expected
     assert len(rows) == len(expected)
+    steps = {(r["target"], r["variant"]): r["train_steps"] for r in rows}
     for r in rows:
         assert math.isfinite(r["test_mae"]) and r["test_mae"] > 0
         assert r["train_steps"] >= 1
-        assert r["cpu_seconds"] >= payload["config"]["budget_seconds"]
+        if r["variant"] == "flt_linear_steps":  # as many steps as exact mode, any CPU time
+            assert r["train_steps"] == steps[r["target"], "flt_exact"]
+        else:
+            assert r["cpu_seconds"] >= payload["config"]["budget_seconds"]
         assert r["unit"] == ("meV" if r["target"] == "U0" else "eV")
     schnet = {r["target"]: r["test_mae"] for r in rows if r["variant"] == "schnet"}
     for r in rows:
         assert r["ratio_to_schnet"] == pytest.approx(r["test_mae"] / schnet[r["target"]])
     assert payload["goal_lines"][0].endswith(("MET", "NOT MET"))
     assert payload["goal_lines"][1].endswith(("YES", "NO"))
+    assert payload["goal_lines"][2].startswith("linear ≤ 1.15 × exact at equal steps: ")
     assert payload["train_molecules"] == 300 and payload["test_molecules"] == 100
 
 
