@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from flt3d.datasets.elements import SYMBOLS, atomic_number, element_symbol
 from flt3d.datasets.qm9 import TARGETS, target_index
@@ -40,6 +41,10 @@ from flt3d.nn.heads import (
 from flt3d.nn.neighbors import neighbor_list
 
 __all__ = ["FLTNet", "fit_statistics", "head_for_target"]
+
+#: above this many atoms, training recomputes each block in the backward pass (activation
+#: checkpointing), so memory holds one block's intermediates rather than all of them
+RECOMPUTE_ATOMS = 1 << 16
 
 _INTENSIVE = {"homo", "lumo", "gap"}
 
@@ -356,8 +361,12 @@ class FLTNet(nn.Module):
         if cutoff is not None and self.attention == "linear" and not small_graphs(batch, num_graphs):
             # one neighbour list for every block (the search itself is not differentiated)
             neighbors = neighbor_list(pos, batch, cutoff=cutoff, self_loops=True)
+        recompute = torch.is_grad_enabled() and z.shape[0] > RECOMPUTE_ATOMS
         for block in self.blocks:
-            h = block(h, pos, batch, neighbors=neighbors)
+            if recompute:  # large systems: keep each block's input only, recompute the rest
+                h = checkpoint(block, h, pos, batch, use_reentrant=False, neighbors=neighbors)
+            else:
+                h = block(h, pos, batch, neighbors=neighbors)
         return self.norm(h)
 
     @property
