@@ -17,7 +17,7 @@ from flt3d.nn.attention import (
 )
 from flt3d.nn.densities import make_spectrum
 from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs, small_graphs
-from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
+from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
 from flt3d.nn.random_features import (
     feature_exponents,
@@ -376,15 +376,7 @@ class FLTAttention(nn.Module):
             return linear_attention(phi_q, phi_k, v, batch, num_graphs)
         if small_graphs(batch, num_graphs):
             return self._with_short_range_dense(xq, xk, phi_q, phi_k, row, v, pos, batch, num_graphs)
-        if neighbors is None:
-            neighbors = neighbor_list(
-                pos, batch, cutoff=self.cutoff, self_loops=True, num_graphs=num_graphs
-            )
-        elif not neighbors.self_loops or neighbors.cutoff < self.cutoff:
-            raise ValueError(
-                f"neighbors must have self loops and a cutoff of at least {self.cutoff}, got "
-                f"self_loops={neighbors.self_loops}, cutoff={neighbors.cutoff}"
-            )
+        neighbors = local_neighbors(neighbors, pos, batch, num_graphs, self.cutoff)
         sums = linear_attention_sums(phi_q, phi_k, v, batch, num_graphs)
         return self._with_short_range(sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors)
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from flt3d.nn.graph import check_batch
 
-__all__ = ["Neighbors", "neighbor_list", "cosine_cutoff"]
+__all__ = ["Neighbors", "neighbor_list", "local_neighbors", "cosine_cutoff"]
 
 
 class Neighbors:
@@ -178,6 +178,21 @@ def neighbor_list(
             shifts = torch.cat([shifts, shifts.new_zeros(n, 3)])[torch.from_numpy(keep)]
     index = torch.from_numpy(np.stack([i, j]).astype(np.int64)).to(pos.device)
     return Neighbors(index, shifts, cutoff, self_loops)
+
+
+def local_neighbors(
+    neighbors: Neighbors | None, pos: Tensor, batch: Tensor, num_graphs: int, cutoff: float
+) -> Neighbors:
+    """The neighbour list a local layer needs: the one given (checked: self loops and at
+    least ``cutoff``), or a fresh one with self loops."""
+    if neighbors is None:
+        return neighbor_list(pos, batch, cutoff=cutoff, self_loops=True, num_graphs=num_graphs)
+    if not neighbors.self_loops or neighbors.cutoff < cutoff:
+        raise ValueError(
+            f"neighbors must have self loops and a cutoff of at least {cutoff}, got "
+            f"self_loops={neighbors.self_loops}, cutoff={neighbors.cutoff}"
+        )
+    return neighbors
 
 
 def cosine_cutoff(r: Tensor, cutoff: float) -> Tensor:

@@ -23,7 +23,7 @@ from flt3d.nn.attention import linear_attention_sums
 from flt3d.nn.densities import make_spectrum
 from flt3d.nn.flt_attention import ATTENTIONS, REDRAWS
 from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs, small_graphs
-from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
+from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_sum
 
 __all__ = ["SpectralFilter"]
@@ -205,15 +205,7 @@ class SpectralFilter(nn.Module):
         return out.index_add(0, j, f * v[i])
 
     def _local(self, v, pos, batch, num_graphs, neighbors):
-        if neighbors is None:
-            neighbors = neighbor_list(
-                pos, batch, cutoff=self.cutoff, self_loops=True, num_graphs=num_graphs
-            )
-        elif not neighbors.self_loops or neighbors.cutoff < self.cutoff:
-            raise ValueError(
-                f"neighbors must have self loops and a cutoff of at least {self.cutoff}, got "
-                f"self_loops={neighbors.self_loops}, cutoff={neighbors.cutoff}"
-            )
+        neighbors = local_neighbors(neighbors, pos, batch, num_graphs, self.cutoff)
         index = neighbors.index
         if self.spectrum.even and neighbors.shift is None:
             # f(-d) = f(d): each unordered pair once, summed both ways (self pairs once)
