@@ -146,13 +146,14 @@ def feature_exponents(x: Tensor, projection: Tensor, *, a: Tensor | float = 0.0)
     """
     _check_shapes(x, projection)
     proj = projection.to(x.dtype)
-    exponent = torch.einsum("nhd,hmd->nhm", x, proj)
     base = 0.5 * x.pow(2).sum(dim=-1, keepdim=True) + 0.5 * math.log(projection.shape[1])
     if isinstance(a, float) and a == 0.0:
-        return exponent - base
+        return torch.einsum("nhd,hmd->nhm", x, proj) - base
     a = torch.as_tensor(a, dtype=x.dtype, device=x.device)
     shrink = 1 - 4 * a
-    exponent = exponent * shrink.sqrt() + a * proj.pow(2).sum(-1).unsqueeze(0)
+    # scale x (small) rather than the [N, H, m] product, so autograd keeps no copy of the latter
+    exponent = torch.einsum("nhd,hmd->nhm", x * shrink.sqrt(), proj)
+    exponent = exponent + a * proj.pow(2).sum(-1).unsqueeze(0)
     return exponent - base + 0.25 * x.shape[-1] * shrink.log()
 
 
