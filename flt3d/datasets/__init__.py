@@ -4,6 +4,7 @@ Optional dependencies (pandas, RDKit, ASE, ``qm9pack``) come with
 ``pip install 'flt3d[molecules]'`` and are imported only by the functions that need them.
 """
 
+from .atoms import EMT_COPPER_SAMPLE_PATH, AtomRef, AtomsDataset, read_structures
 from .elements import SYMBOLS, atomic_number, element_symbol
 from .molecules import (
     MOLECULE_EXTENSIONS,
@@ -32,6 +33,7 @@ from .qm9 import (
 )
 
 __all__ = [
+    "EMT_COPPER_SAMPLE_PATH",
     "HARTREE_TO_EV",
     "MOLECULE_EXTENSIONS",
     "QM9",
@@ -44,6 +46,8 @@ __all__ = [
     "SYMBOLS",
     "TARGETS",
     "UNITS",
+    "AtomRef",
+    "AtomsDataset",
     "atomic_number",
     "check_elements",
     "element_symbol",
@@ -51,6 +55,7 @@ __all__ = [
     "from_rdkit",
     "from_smiles",
     "read_molecules",
+    "read_structures",
     "qm9pack_files",
     "read_qm9_csv",
     "read_qm9_frame",

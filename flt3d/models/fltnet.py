@@ -20,6 +20,7 @@ and so the rotation error, is measured in the tests).
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from collections.abc import Iterable, Sequence
 
@@ -39,6 +40,7 @@ from flt3d.nn.heads import (
     make_head,
 )
 from flt3d.nn.neighbors import neighbor_list
+from flt3d.nn.pairs import differentiable_pair_sums
 
 __all__ = ["FLTNet", "fit_statistics", "head_for_target"]
 
@@ -54,15 +56,17 @@ def head_for_target(target: str | int) -> str:
 
     ``mu`` → ``"dipole"``, ``r2`` → ``"spatial_extent"``, ``homo``/``lumo``/``gap`` →
     ``"intensive"``, every other target (energies, ``zpve``, ``alpha``, ``Cv``) →
-    ``"extensive"``.
+    ``"extensive"``; ``"energy"`` (a total energy of one's own data) → ``"extensive"``.
 
     Args:
-        target: QM9 target name (case-insensitive) or index in ``[0, 12)``.
+        target: QM9 target name (case-insensitive) or index in ``[0, 12)``, or ``"energy"``.
 
     Example:
         >>> head_for_target("mu"), head_for_target("GAP"), head_for_target(7)
         ('dipole', 'intensive', 'extensive')
     """
+    if isinstance(target, str) and target.lower() == "energy":
+        return "extensive"
     name = TARGETS[target_index(target)].lower()
     if name == "mu":
         return "dipole"
@@ -379,6 +383,58 @@ class FLTNet(nn.Module):
         batch, num_graphs = check_batch(batch, z.shape[0], z.device)
         h = self.representation(z, pos, batch)
         return self.head(h, z, pos.to(h.dtype), batch, num_graphs=num_graphs)
+
+    def energy_and_forces(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        *,
+        create_graph: bool | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        r"""Energies and the forces :math:`F = -\partial E / \partial r`, by autograd.
+
+        The forces are the exact gradient of the energy the model computes (neighbour list,
+        cutoff envelopes and random features included: in eval mode the stored draws are
+        fixed), so they are conservative. Needs the ``extensive`` head with one output.
+
+        Args:
+            z: atomic numbers ``[N]``.
+            pos: coordinates ``[N, 3]`` in Å.
+            batch: graph id per atom ``[N]`` (optional).
+            create_graph: keep the graph of the forces, so a loss on them can be
+                differentiated (default: in training mode).
+
+        Returns:
+            ``(energy [G, 1], forces [N, 3])``, detached unless ``create_graph``.
+
+        Example:
+            >>> import torch
+            >>> model = FLTNet(hidden_channels=16, num_layers=1, heads=2).eval()
+            >>> energy, forces = model.energy_and_forces(
+            ...     torch.tensor([8, 1, 1]), torch.randn(3, 3))
+            >>> energy.shape, forces.shape
+            (torch.Size([1, 1]), torch.Size([3, 3]))
+        """
+        if self.head_name != "extensive" or self.config["out_channels"] != 1:
+            raise ValueError(
+                "forces need an energy: the 'extensive' head with out_channels=1, got head "
+                f"{self.head_name!r} with out_channels={self.config['out_channels']}"
+            )
+        if create_graph is None:
+            create_graph = self.training
+        if not isinstance(pos, Tensor):
+            raise ValueError(f"pos must be a [N, 3] tensor, got {type(pos).__name__}")
+        if not pos.requires_grad:
+            pos = pos.detach().requires_grad_(True)
+        # a loss on forces differentiates the backward pass: plain pair sums then
+        plain = differentiable_pair_sums() if create_graph else contextlib.nullcontext()
+        with torch.enable_grad(), plain:
+            energy = self(z, pos, batch)
+            (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=create_graph)
+        if not create_graph:
+            energy = energy.detach()
+        return energy, -grad
 
     def __repr__(self) -> str:
         return (

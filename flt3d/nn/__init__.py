@@ -26,7 +26,7 @@ from flt3d.nn.heads import (
     make_head,
 )
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
-from flt3d.nn.pairs import pair_sum
+from flt3d.nn.pairs import differentiable_pair_sums, pair_sum
 from flt3d.nn.random_features import orthogonal_gaussian, positive_features
 from flt3d.nn.samplers import FrequencySampler
 from flt3d.nn.spectral_filter import SpectralFilter
@@ -42,6 +42,7 @@ __all__ = [
     "neighbor_list",
     "cosine_cutoff",
     "pair_sum",
+    "differentiable_pair_sums",
     "FrequencySampler",
     "SpectralFilter",
     "Spectrum",

@@ -7,23 +7,40 @@ Small inputs take the plain path (gather, ``fn``, ``index_add``), which autograd
 differentiate any number of times. Large ones take a chunked path that never holds more than
 one chunk of per-pair tensors: the forward pass keeps only the inputs, and the backward pass
 recomputes each chunk's messages and scatters their gradients into one buffer per input. That
-backward is not itself differentiable (no ``create_graph``), so pass ``chunked=False`` where a
-second derivative through a large system is needed.
+backward does not build a graph itself; a forward pass that will be differentiated twice (a
+loss on forces, ``create_graph=True``) runs inside :func:`differentiable_pair_sums`, which
+takes the plain path everywhere (its memory is then that of every pair's messages), and the
+chunked backward refuses ``create_graph`` rather than return wrong second derivatives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
 
-__all__ = ["pair_sum", "pair_max", "pair_chunking"]
+__all__ = ["pair_sum", "pair_max", "pair_chunking", "differentiable_pair_sums"]
 
 # per-pair elements of one chunk (2^22 floats: 16 MiB in float32)
 _CHUNK_ELEMENTS = 1 << 22
 # the plain path is taken up to this many chunks' worth of pairs (256 MiB of float32 per tensor)
 _PLAIN_CHUNKS = 16
+# set by differentiable_pair_sums(): every pair sum takes the plain (twice differentiable) path
+_PLAIN_ONLY = False
+
+
+@contextmanager
+def differentiable_pair_sums() -> Iterator[None]:
+    """Within this context every :func:`pair_sum` takes the plain path, whose backward pass
+    can itself be differentiated (forces in a loss: ``create_graph=True``)."""
+    global _PLAIN_ONLY
+    previous, _PLAIN_ONLY = _PLAIN_ONLY, True
+    try:
+        yield
+    finally:
+        _PLAIN_ONLY = previous
 
 
 def _messages(fn, i, j, sources_i, sources_j, pair_data, rows: slice):
@@ -53,6 +70,11 @@ class _ChunkedPairSum(torch.autograd.Function):
         i, j, *tensors = ctx.saved_tensors
         ni, nj, ne = ctx.sizes
         needs = ctx.needs_input_grad[6:]
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "a second derivative through a chunked pair_sum (create_graph=True): run the "
+                "forward pass inside flt3d.nn.pairs.differentiable_pair_sums()"
+            )
         grads = [torch.zeros_like(t) if need else None for t, need in zip(tensors, needs)]
         params = [t for t, need in zip(tensors[ni + nj + ne :], needs[ni + nj + ne :]) if need]
         for start in range(0, i.numel(), ctx.rows):
@@ -101,6 +123,8 @@ class _ChunkedPairSum(torch.autograd.Function):
 
 def pair_chunking(num_pairs: int, per_pair: int) -> bool:
     """Whether ``num_pairs`` pairs of ``per_pair`` elements each take the chunked path."""
+    if _PLAIN_ONLY:
+        return False
     return num_pairs * max(per_pair, 1) > _PLAIN_CHUNKS * _CHUNK_ELEMENTS
 
 
@@ -130,7 +154,8 @@ def pair_sum(
             from them), so the chunked backward can reach them.
         per_pair: elements of one pair's largest intermediate, to size the chunks.
         chunked: force the chunked (``True``) or plain (``False``) path; default: chunked
-            when the per-pair tensors would exceed 16 chunks (2^26 elements).
+            when the per-pair tensors would exceed 16 chunks (2^26 elements), plain inside
+            :func:`differentiable_pair_sums`.
 
     Returns:
         ``[num_nodes, ...]``.
