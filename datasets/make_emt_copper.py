@@ -36,8 +36,8 @@ from ase import Atoms, units
 from ase.calculators.emt import EMT
 from ase.cluster import Decahedron, Icosahedron, Octahedron, wulff_construction
 from ase.cluster.cubic import FaceCenteredCubic
-from ase.io import write
 from ase.constraints import FixCom
+from ase.io import write
 from ase.md.langevin import Langevin
 
 try:

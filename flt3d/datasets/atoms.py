@@ -49,6 +49,7 @@ from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
 from ._optional import import_optional
+from .cache import default_data_root
 from .elements import SYMBOLS, element_symbol
 
 __all__ = [
@@ -66,11 +67,6 @@ EMT_COPPER_SAMPLE_PATH = osp.join(
 
 # Bump when the layout of the processed Data changes, so that old caches are not loaded.
 _CACHE_VERSION = 1
-
-
-def _default_root() -> str:
-    # The same folder as flt3d.training.molecules.default_data_root, without importing training.
-    return os.environ.get("FLT3D_DATA") or osp.join(osp.expanduser("~"), ".cache", "flt3d")
 
 
 def _key(value: Any, name: str) -> str:
@@ -92,7 +88,7 @@ def _property_names(properties: Sequence[str] | None) -> tuple[str, ...]:
         _key(name, "each entry of properties")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"properties names {', '.join(repeated)} more than once")
+        raise ValueError(f"properties lists {', '.join(repeated)} more than once")
     return names
 
 
@@ -102,9 +98,9 @@ def _selection(index: int | slice | str) -> int | slice | str:
     if isinstance(index, slice):
         return index
     if isinstance(index, str):
-        string2index = import_optional("ase.io.formats", "reading atomistic structures").string2index
+        formats = import_optional("ase.io.formats", "reading atomistic structures")
         try:
-            return string2index(index)
+            return formats.string2index(index)
         except ValueError:
             return index  # an ASE database query such as "natoms<20"
     try:
@@ -165,8 +161,8 @@ def _finite_rows(values: Tensor, what: str, where: str) -> None:
     finite = torch.isfinite(values).reshape(values.shape[0], -1).all(dim=1)
     if not finite.all():
         bad = torch.nonzero(~finite).flatten().tolist()
-        shown = ", ".join(str(i) for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise ValueError(f"{where}: NaN or infinite {what} (atom(s) {shown})")
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise ValueError(f"{where}: NaN or infinite {what} (atom(s) {bad[:5]}{more})")
 
 
 def _structure_data(
@@ -311,8 +307,8 @@ def read_structures(
 
     Example:
         >>> structures = read_structures(EMT_COPPER_SAMPLE_PATH, index=":2")
-        >>> [tuple(data.pos.shape) for data in structures], structures[0].energy.dtype
-        ([(13, 3), (13, 3)], torch.float64)
+        >>> len(structures), structures[0].pos.shape, structures[0].energy.dtype
+        (2, torch.Size([42, 3]), torch.float64)
     """
     path = os.fspath(path)
     energy_key = _key(energy_key, "energy_key")
@@ -419,7 +415,7 @@ class AtomsDataset(InMemoryDataset):
             self.forces_key, list(self.properties), repr(index), self.format,
         ]  # fmt: skip
         self._digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
-        root = osp.join(_default_root(), "atoms") if root is None else os.fspath(root)
+        root = osp.join(default_data_root(), "atoms") if root is None else os.fspath(root)
         super().__init__(osp.expanduser(root), transform, log=log, force_reload=force_reload)
         self.load(self.processed_paths[0])
 
@@ -480,14 +476,14 @@ class AtomsDataset(InMemoryDataset):
             raise ValueError(
                 f"indices must be a 1-D sequence of integer positions, got {_describe(indices)}"
             ) from None
-        dtype = positions.dtype
-        if positions.dim() != 1 or dtype == torch.bool or dtype.is_floating_point or dtype.is_complex:
+        if positions.numel() == 0:
+            raise ValueError("indices is empty; expected at least one structure")
+        integer = not (positions.dtype.is_floating_point or positions.dtype.is_complex)
+        if positions.dim() != 1 or positions.dtype == torch.bool or not integer:
             raise ValueError(
                 "indices must be a 1-D sequence of integer positions, got a tensor of shape "
                 f"{tuple(positions.shape)} and dtype {positions.dtype}"
             )
-        if positions.numel() == 0:
-            raise ValueError("indices is empty; expected at least one structure")
         positions = positions.long()
         outside = (positions < 0) | (positions >= len(self))
         if outside.any():
@@ -586,4 +582,3 @@ class AtomsDataset(InMemoryDataset):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({len(self)}, {osp.basename(self.path)!r})"
-

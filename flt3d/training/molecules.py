@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
+from flt3d.datasets.cache import default_data_root
 from flt3d.datasets.molecules import check_elements
 from flt3d.datasets.qm9 import QM9, TARGETS, UNITS, target_index
 from flt3d.training._checks import check_int
@@ -35,11 +36,6 @@ __all__ = [
 ]
 
 LOSSES = ("l1", "mse")
-
-
-def default_data_root() -> str:
-    """Folder of the processed dataset caches: ``$FLT3D_DATA`` or ``~/.cache/flt3d``."""
-    return os.environ.get("FLT3D_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "flt3d")
 
 
 def report_unit(target: str | int) -> tuple[str, str, float]:
