@@ -7,6 +7,9 @@ Examples::
     flt3d train --output runs/qm9 --resume --set trainer.max_epochs=40
     flt3d eval --checkpoint runs/qm9/checkpoints/best.ckpt --split test
     flt3d predict --checkpoint runs/qm9/checkpoints/best.ckpt --smiles CCO --file mol.sdf
+    flt3d train --data structures.extxyz          # energies + forces of one's own structures
+    flt3d eval --checkpoint runs/atoms/checkpoints/best.ckpt --data other.extxyz
+    flt3d predict --checkpoint runs/atoms/checkpoints/best.ckpt --file cluster.xyz
 
 Overrides are ``KEY=VALUE`` pairs after ``--set``, with dotted keys into the configuration
 sections and values parsed as YAML (see :mod:`flt3d.training.config`). Errors in the input
@@ -58,7 +61,7 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         if args.output is None:
-            name = _config_name(args.config or "qm9")
+            name = _config_name(args.config or ("atoms" if args.data else "qm9"))
             output = _default_output(name, resume=args.resume)
         else:
             output = args.output
@@ -66,7 +69,14 @@ def _train(args: argparse.Namespace) -> int:
         if args.config is None and args.resume and os.path.isfile(saved):
             config = load_config(saved)
         else:
-            config = load_config(args.config or "qm9")
+            config = load_config(args.config or ("atoms" if args.data else "qm9"))
+        if args.data is not None:
+            if config.get("task") != "atoms":
+                raise ConfigError(
+                    f"--data trains the 'atoms' task (energies and forces); the config is a "
+                    f"{config.get('task')!r} task"
+                )
+            config.setdefault("data", {})["path"] = _existing_file(args.data)
         config = apply_overrides(config, args.overrides)
         run = prepare_fit(config, output, resume=args.resume)
     except _HANDLED as error:
@@ -101,9 +111,13 @@ def _eval(args: argparse.Namespace) -> int:
                     f"bad override {text!r}: eval accepts data.KEY=VALUE and trainer.KEY=VALUE"
                 )
             sections[path[0]][path[1]] = value
+        split = args.split
+        if args.data is not None:
+            sections["data"]["path"] = _existing_file(args.data)
+            split = split or "all"
         evaluation = evaluate(
             args.checkpoint,
-            args.split,
+            split or "test",
             data=sections["data"],
             trainer=sections["trainer"],
             quiet=not args.progress,
@@ -122,6 +136,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     try:
         task, module, _ = load_module(args.checkpoint)
+        if task.name == "atoms":
+            return _predict_structures(args, module)
         if task.name != "qm9":
             raise CheckpointError(
                 f"predict needs a molecular property checkpoint; {args.checkpoint!r} is a "
@@ -152,6 +168,38 @@ def _predict(args: argparse.Namespace) -> int:
     for label, value in zip(labels, values):
         print(f"{label}\t{name} = {value:.6g} {unit}")
     return 0
+
+
+def _predict_structures(args: argparse.Namespace, module) -> int:
+    # energies and forces of every structure in the files (an energy-and-forces checkpoint)
+    from flt3d.datasets.molecules import read_molecules
+    from flt3d.training.atoms import check_structures
+
+    try:
+        if args.smiles:
+            raise ValueError(
+                "an energy-and-forces checkpoint predicts structures from --file, not --smiles"
+            )
+        results = []
+        for path in args.files:
+            structures = read_molecules(_existing_file(path))
+            check_structures(structures, module.elements, path)
+            labels = [path] if len(structures) == 1 else [f"{path}#{k}" for k in range(len(structures))]
+            results.extend(zip(labels, structures, module.predict_structures(structures)))
+    except _HANDLED as error:
+        return _fail("predict", error)
+    for label, structure, (energy, forces) in results:
+        print(f"{label}\tenergy = {energy:.6f} eV")
+        for atom, (z, force) in enumerate(zip(structure.z.tolist(), forces.tolist())):
+            fx, fy, fz = force
+            print(f"  {atom}\t{_symbols([z])}\tforce = {fx:.6f} {fy:.6f} {fz:.6f} eV/Å")
+    return 0
+
+
+def _existing_file(path: str) -> str:
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file: {path!r}")
+    return os.path.abspath(path)
 
 
 def _symbols(numbers: Sequence[int]) -> str:
@@ -187,6 +235,12 @@ def _parser() -> argparse.ArgumentParser:
         "or the run folder's config.yaml with --resume",
     )
     train.add_argument(
+        "--data",
+        metavar="PATH",
+        help="train energies (and forces, when present) on the structures of a file ASE reads "
+        "(extxyz, ASE .db, .traj): the 'atoms' task",
+    )
+    train.add_argument(
         "--output",
         metavar="DIR",
         help="run folder for checkpoints and logs; default: runs/NAME (runs/NAME-2, ... if taken)",
@@ -216,7 +270,17 @@ def _parser() -> argparse.ArgumentParser:
         "target's unit, meV for energies).",
     )
     evaluate.add_argument("--checkpoint", required=True, metavar="CKPT")
-    evaluate.add_argument("--split", choices=("train", "val", "test"), default="test")
+    evaluate.add_argument(
+        "--split",
+        choices=("train", "val", "test", "all"),
+        default=None,
+        help="default: test; with --data, all (every structure of the file)",
+    )
+    evaluate.add_argument(
+        "--data",
+        metavar="PATH",
+        help="evaluate an energy-and-forces checkpoint on another file of structures",
+    )
     evaluate.add_argument(
         "--set",
         dest="overrides",

@@ -38,6 +38,9 @@ class TaskModule(L.LightningModule):
     task: ClassVar[str] = ""
     monitor: ClassVar[str] = "val/loss"
     monitor_mode: ClassVar[str] = "min"
+    #: ``lightning.Trainer`` options the task needs whatever the config says (forces need
+    #: autograd in validation and test: ``inference_mode=False``)
+    trainer_required: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: Mapping[str, Any], *, optim: Mapping[str, Any] | None = None):
         super().__init__()

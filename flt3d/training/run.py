@@ -286,7 +286,7 @@ def prepare_fit(
         callbacks=all_callbacks,
         logger=loggers,
         plugins=[AtomicCheckpointIO()],
-        **config["trainer"],
+        **{**config["trainer"], **module.trainer_required},
     )
     _write_config(config, output)
     return Run(config, output, task, module, datamodule, trainer, resume_from)
@@ -329,7 +329,8 @@ def evaluate(
 
     Args:
         checkpoint: the ``.ckpt`` file.
-        split: ``"train"``, ``"val"`` or ``"test"`` (default ``"test"``).
+        split: ``"train"``, ``"val"``, ``"test"`` (default) or ``"all"`` (data modules that
+            have it: every structure of a file).
         data: data settings to change (e.g. ``{"sample": False}`` to evaluate on full QM9).
         trainer: ``lightning.Trainer`` options (e.g. ``{"accelerator": "cpu"}``).
         quiet: hide the progress bar and Lightning's messages.
@@ -341,15 +342,19 @@ def evaluate(
         CheckpointError: for a missing or unreadable checkpoint.
         ConfigError: for unknown data or trainer keys.
     """
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if split not in ("train", "val", "test", "all"):
+        raise ConfigError(f"split must be 'train', 'val', 'test' or 'all', got {split!r}")
     task, module, entry = load_module(checkpoint)
     keys = section_keys(task)
     check_keys(data or {}, keys["data"], "data")
     check_keys(trainer or {}, keys["trainer"], "trainer")
     datamodule = task.datamodule()(**{**entry["data"], **(data or {})})
+    check = getattr(module, "check_data", None)
+    if check is not None:  # e.g. elements the model lacks, named with their file and structure
+        check(datamodule, split)
     options = {"devices": 1, "enable_progress_bar": not quiet, "enable_model_summary": False}
     options.update(trainer or {})
+    options.update(module.trainer_required)
     with _quiet_lightning(quiet):
         evaluator = L.Trainer(logger=False, enable_checkpointing=False, **options)
         [metrics] = evaluator.test(module, dataloaders=datamodule.loader(split), verbose=False)

@@ -68,6 +68,18 @@ def _fltnet():
     return FLTNet
 
 
+def _atoms_module():
+    from flt3d.training.atoms import EnergyForcesRegression
+
+    return EnergyForcesRegression
+
+
+def _atoms_datamodule():
+    from flt3d.training.atoms import AtomsDataModule
+
+    return AtomsDataModule
+
+
 def _lm_module():
     from flt3d.training.text import CharLanguageModel
 
@@ -114,6 +126,13 @@ TASKS: dict[str, Task] = {
         data_provided=frozenset({"vocab_size"}),
     ),
     "digits": Task("digits", _digits_module, _digits_datamodule, _image_classifier),
+    "atoms": Task(
+        "atoms",
+        _atoms_module,
+        _atoms_datamodule,
+        _fltnet,
+        data_provided=frozenset({"elements", "target"}),
+    ),
 }
 """Tasks by name."""
 
