@@ -6,7 +6,7 @@ import torch
 from ase import Atoms, units
 from ase.calculators.fd import calculate_numerical_forces
 from ase.cluster import Icosahedron
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
 from flt3d.calculators import FLTCalculator
@@ -63,7 +63,7 @@ def test_nve_conserves_energy():
     wanders by the integrator's O(dt^2) error."""
     atoms = distorted_cluster(seed=1)
     atoms.calc = FLTCalculator(copper_model())
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    thermalize_momenta(atoms, temperature_K=300, rng=np.random.default_rng(0))
     Stationary(atoms)
     start = atoms.get_total_energy()
     totals = []

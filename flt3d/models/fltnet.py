@@ -159,6 +159,11 @@ class FLTNet(nn.Module):
             as in SchNet).
         filter_spectrum: their spectral family (default ``"radial_basis"``: Gaussian bumps in
             distance learned through their spectra; see :class:`~flt3d.nn.RadialBasis`).
+        long_range_filter: spectral family of a global low-rank filter branch in every block
+            (default ``None``: none; e.g. ``"isotropic_mixture"``), summing a smooth function
+            of :math:`r_i - r_j` over every atom of the structure at O(N) cost in linear mode,
+            with length scale ``long_range_length_scale``: what reaches past the cutoff
+            (charges, polarisation). See :class:`~flt3d.nn.FLTConv`.
         elements: allowed elements, atomic numbers or symbols (default H, C, N, O, F).
         mean: target mean (or per-atom mean for extensive heads) (default ``0.0``).
         std: target std (or per-atom std) (default ``1.0``).
@@ -207,6 +212,7 @@ class FLTNet(nn.Module):
         spectral_filter: bool = True,
         filter_heads: int | None = None,
         filter_spectrum: str | None = "radial_basis",
+        long_range_filter: str | None = None,
         elements: Sequence[int | str] = (1, 6, 7, 8, 9),
         mean: float | Sequence[float] = 0.0,
         std: float | Sequence[float] = 1.0,
@@ -251,6 +257,7 @@ class FLTNet(nn.Module):
             "spectral_filter": bool(spectral_filter),
             "filter_heads": filter_heads,
             "filter_spectrum": filter_spectrum,
+            "long_range_filter": long_range_filter,
             "elements": numbers,
             "mean": _plain(mean),
             "std": _plain(std),
@@ -293,6 +300,7 @@ class FLTNet(nn.Module):
             spectral_filter=spectral_filter,
             filter_heads=hidden_channels if filter_heads is None else filter_heads,
             filter_spectrum=filter_spectrum,
+            long_range_filter=long_range_filter,
         )
         self.norm = nn.LayerNorm(hidden_channels)
         self.head: AtomwiseHead = make_head(

@@ -43,6 +43,14 @@ class FLTConv(nn.Module):
         filter_options: further :class:`~flt3d.nn.SpectralFilter` options (default: the
             attention's ``num_frequencies``, ``length_scale``, ``sampler``, ``nodes`` and
             ``redraw``).
+        long_range_filter: spectral family of a global, low-rank filter branch
+            (:math:`\sum_j \hat f_h(r_i - r_j) W_l x_j` over every atom of the graph, ``heads``
+            filters, O(N R d) in linear mode) beside the local one (default ``None``: none).
+            Smooth long-range functions (electrostatics-like tails) have the small spectral
+            mass random frequencies estimate well.
+        long_range_filter_options: its :class:`~flt3d.nn.SpectralFilter` options (default: the
+            attention's ``num_frequencies``, ``sampler``, ``nodes`` and ``redraw``, and
+            ``length_scale`` from ``long_range_length_scale`` when given).
         **options: further :class:`~flt3d.nn.FLTAttention` options (``spectrum``, ``mask``,
             ``num_features``, ``num_frequencies``, ``causal``, ``length_scale``, ``cutoff``,
             ``long_range``, ``sampler``, ``nodes``, ``redraw``, ...).
@@ -77,6 +85,8 @@ class FLTConv(nn.Module):
         filter_spectrum: str | None = None,
         filter_cutoff: float | None = None,
         filter_options: dict | None = None,
+        long_range_filter: str | None = None,
+        long_range_filter_options: dict | None = None,
         **options,
     ) -> None:
         super().__init__()
@@ -115,7 +125,26 @@ class FLTConv(nn.Module):
                 cutoff=options.get("cutoff") if filter_cutoff is None else filter_cutoff,
                 **{**inherited, **(filter_options or {})},
             )
-        branches = 2 if spectral_filter else 1
+        self.long_filter = None
+        if long_range_filter is not None:
+            if options.get("causal", False):
+                raise ValueError("long_range_filter is not causal; use it with causal=False")
+            inherited = {
+                key: options[key]
+                for key in ("num_frequencies", "sampler", "nodes", "redraw")
+                if key in options
+            }
+            if options.get("long_range_length_scale") is not None:
+                inherited["length_scale"] = options["long_range_length_scale"]
+            self.long_filter = SpectralFilter(
+                heads,
+                head_channels,
+                pos_dim,
+                spectrum=long_range_filter,
+                attention=attention,
+                **{**inherited, **(long_range_filter_options or {})},
+            )
+        branches = 1 + (self.filter is not None) + (self.long_filter is not None)
         self.qkv = nn.Linear(in_channels, (2 + branches) * heads * head_channels, bias=bias)
         self.attn = FLTAttention(heads, head_channels, pos_dim, attention=attention, **options)
         self.out = nn.Linear(branches * heads * head_channels, out_channels, bias=bias)
@@ -129,16 +158,18 @@ class FLTConv(nn.Module):
     @attention.setter
     def attention(self, value: str) -> None:
         self.attn.attention = value
-        if self.filter is not None:
-            self.filter.attention = value
+        for branch in (self.filter, self.long_filter):
+            if branch is not None:
+                branch.attention = value
 
     def reset_parameters(self) -> None:
         """Reset projections and spectral parameters; redraw random features."""
         self.qkv.reset_parameters()
         self.out.reset_parameters()
         self.attn.reset_parameters()
-        if self.filter is not None:
-            self.filter.reset_parameters()
+        for branch in (self.filter, self.long_filter):
+            if branch is not None:
+                branch.reset_parameters()
 
     @property
     def cutoff(self) -> float | None:
@@ -160,14 +191,16 @@ class FLTConv(nn.Module):
             checked, num_graphs = check_batch(batch, x.shape[0], x.device)
             if not small_graphs(checked, num_graphs):
                 neighbors = neighbor_list(pos, checked, cutoff=self.cutoff, self_loops=True)
-        branches = 1 if self.filter is None else 2
+        branches = 1 + (self.filter is not None) + (self.long_filter is not None)
         qkvu = self.qkv(x).view(-1, 2 + branches, self.heads, self.head_channels).unbind(1)
-        out = self.attn(*qkvu[:3], pos, batch, neighbors=neighbors).flatten(1)
+        outs = [self.attn(*qkvu[:3], pos, batch, neighbors=neighbors).flatten(1)]
+        extra = iter(qkvu[3:])
         if self.filter is not None:
-            u = qkvu[3].reshape(-1, self.filter.heads, self.filter.head_channels)
-            filtered = self.filter(u, pos, batch, neighbors=neighbors)
-            out = torch.cat([out, filtered.flatten(1)], dim=1)
-        return self.out(out)
+            u = next(extra).reshape(-1, self.filter.heads, self.filter.head_channels)
+            outs.append(self.filter(u, pos, batch, neighbors=neighbors).flatten(1))
+        if self.long_filter is not None:
+            outs.append(self.long_filter(next(extra), pos, batch).flatten(1))
+        return self.out(torch.cat(outs, dim=1) if len(outs) > 1 else outs[0])
 
     def __repr__(self) -> str:
         extra = "" if self.attention == "linear" else f", attention={self.attention!r}"
@@ -175,6 +208,8 @@ class FLTConv(nn.Module):
             extra += f", cutoff={self.cutoff}"
         if self.filter is not None:
             extra += f", filter_heads={self.filter.heads}"
+        if self.long_filter is not None:
+            extra += ", long_range_filter=True"
         return (
             f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
             f"heads={self.heads}{extra})"

@@ -186,7 +186,7 @@ class EnergyForcesRegression(TaskModule):
     Args:
         model: :class:`~flt3d.models.FLTNet` keyword arguments (target ``"energy"``).
         loss: ``"mse"`` (default) or ``"l1"``.
-        energy_weight: weight of the energy term (default ``0.1``).
+        energy_weight: weight of the energy term (default ``1.0``).
         forces_weight: weight of the force term (default ``1.0``).
         optim: the ``optim`` section.
     """
@@ -201,7 +201,7 @@ class EnergyForcesRegression(TaskModule):
         model: dict[str, Any],
         *,
         loss: str = "mse",
-        energy_weight: float = 0.1,
+        energy_weight: float = 1.0,
         forces_weight: float = 1.0,
         optim: dict[str, Any] | None = None,
     ) -> None:

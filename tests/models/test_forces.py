@@ -59,6 +59,8 @@ CASES = {
     "linear long range": ("linear", {"long_range": "isotropic_mixture"}, 90),
     "exact long range": ("exact", {"long_range": "isotropic_mixture"}, 90),
     "linear no cutoff": ("linear", {"cutoff": None, "far_temperature": 1.0}, 20),
+    "linear long-range filter": ("linear", {"long_range_filter": "isotropic_mixture"}, 90),
+    "exact long-range filter": ("exact", {"long_range_filter": "isotropic_mixture"}, 20),
 }
 
 

@@ -54,3 +54,34 @@ def test_gradients_flow_to_spectrum():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("attention", ["linear", "exact"])
+def test_long_range_filter_sees_past_the_cutoff(attention):
+    """With cutoff 3, an atom 20 Å away reaches the others through the long-range filter
+    branch and not through the local filter; the branch is one function in both modes (for
+    one draw of its frequencies)."""
+    torch.manual_seed(0)
+    conv = FLTConv(8, 8, heads=2, attention=attention, spectrum="isotropic_mixture",
+                   cutoff=3.0, spectral_filter=True, long_range_filter="isotropic_mixture",
+                   long_range_length_scale=5.0).double().eval()  # fmt: skip
+    assert conv.long_filter is not None and conv.long_filter.cutoff is None
+    assert "long_range_filter=True" in repr(conv)
+    gen = torch.Generator().manual_seed(1)
+    pos = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    pos[-1] = torch.tensor([20.0, 0.0, 0.0], dtype=torch.float64)
+    for branch, reaches in ((conv.long_filter, True), (conv.filter, False)):
+        u = torch.randn(6, branch.heads, branch.head_channels, generator=gen, dtype=torch.float64)
+        u.requires_grad_(True)
+        (grad,) = torch.autograd.grad(branch(u, pos)[:-1].sum(), u)
+        assert (grad[-1].abs().max() > 1e-6) == reaches
+    lf = conv.long_filter
+    u = torch.randn(6, lf.heads, lf.head_channels, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        lf.attention = "linear"
+        linear = lf(u, pos)
+        lf.attention = "exact"
+        exact = lf(u, pos)
+    assert torch.allclose(linear, exact, atol=1e-10)
+    set_attention(conv, "linear")
+    assert conv.long_filter.attention == "linear"
