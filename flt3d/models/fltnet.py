@@ -392,6 +392,62 @@ class FLTNet(nn.Module):
         h = self.representation(z, pos, batch)
         return self.head(h, z, pos.to(h.dtype), batch, num_graphs=num_graphs)
 
+    @torch.no_grad()
+    def linear_error(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        *,
+        draws: int = 4,
+        seed: int = 0,
+    ) -> dict[str, float]:
+        """How far linear mode is from exact mode on these inputs, with these parameters.
+
+        The relative difference ``|h_linear - h_exact| / |h_exact|`` of the per-atom
+        representation (what the head reads) and the mean absolute difference of the
+        predictions, over ``draws`` fresh draws of the random features and frequencies (the
+        stored draw is put back afterwards). A diagnostic for a trained model: the estimator's
+        error in the regime the model really works in.
+
+        Returns:
+            ``{"representation_mean", "representation_max", "prediction_mae"}``.
+        """
+        from flt3d.nn import FLTAttention, SpectralFilter, set_attention
+
+        layers = [m for m in self.modules() if isinstance(m, (FLTAttention, SpectralFilter))]
+        modes = [m.attention for m in layers]
+        saved = {name: b.clone() for name, b in self.named_buffers()}
+        was_training = self.training
+        self.eval()
+        try:
+            set_attention(self, "exact")
+            exact_h, exact_y = self.representation(z, pos, batch), self(z, pos, batch)
+            set_attention(self, "linear")
+            errors, pred = [], []
+            for k in range(draws):
+                gen = torch.Generator().manual_seed(seed + k)
+                for m in layers:
+                    if isinstance(m, FLTAttention):
+                        m.redraw_features(generator=gen)
+                        m.redraw_frequencies(generator=gen)
+                    elif m.cutoff is None:
+                        m.spectrum.redraw_frequencies(generator=gen)
+                h = self.representation(z, pos, batch)
+                errors.append(float((h - exact_h).norm() / exact_h.norm().clamp_min(1e-30)))
+                pred.append(float((self(z, pos, batch) - exact_y).abs().mean()))
+        finally:
+            for name, b in self.named_buffers():
+                b.copy_(saved[name])
+            for m, mode in zip(layers, modes):
+                m.attention = mode
+            self.train(was_training)
+        return {
+            "representation_mean": sum(errors) / len(errors),
+            "representation_max": max(errors),
+            "prediction_mae": sum(pred) / len(pred),
+        }
+
     def energy_and_forces(
         self,
         z: Tensor,

@@ -138,3 +138,17 @@ def test_forces_need_an_energy_head():
     model = FLTNet(hidden_channels=16, num_layers=1, heads=2, target="gap")
     with pytest.raises(ValueError, match="extensive"):
         model.energy_and_forces(torch.tensor([6, 1]), torch.randn(2, 3))
+
+
+def test_linear_error_reports_and_restores():
+    """The diagnostic measures a nonzero, bounded error (16 features on a random cloud) and
+    leaves the model's draws, modes and training flag as they were."""
+    model = model_for("exact", long_range_filter="isotropic_mixture")
+    z, pos = cloud(90, seed=6)
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    error = model.linear_error(z, pos, draws=3)
+    assert 0 < error["representation_mean"] <= error["representation_max"] < 0.3
+    assert error["prediction_mae"] >= 0
+    assert model.blocks[0].conv.attention == "exact" and not model.training
+    for name, b in model.named_buffers():
+        assert torch.equal(b, before[name]), name
