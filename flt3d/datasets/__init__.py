@@ -4,7 +4,13 @@ Optional dependencies (pandas, RDKit, ASE, ``qm9pack``) come with
 ``pip install 'flt3d[molecules]'`` and are imported only by the functions that need them.
 """
 
-from .atoms import EMT_COPPER_SAMPLE_PATH, AtomRef, AtomsDataset, read_structures
+from .atoms import (
+    EMT_COPPER_SAMPLE_PATH,
+    ION_WATER_SAMPLE_PATH,
+    AtomRef,
+    AtomsDataset,
+    read_structures,
+)
 from .elements import SYMBOLS, atomic_number, element_symbol
 from .molecules import (
     MOLECULE_EXTENSIONS,
@@ -35,6 +41,7 @@ from .qm9 import (
 __all__ = [
     "EMT_COPPER_SAMPLE_PATH",
     "HARTREE_TO_EV",
+    "ION_WATER_SAMPLE_PATH",
     "MOLECULE_EXTENSIONS",
     "QM9",
     "QM9_COLUMNS",

@@ -54,6 +54,7 @@ from .elements import SYMBOLS, element_symbol
 
 __all__ = [
     "EMT_COPPER_SAMPLE_PATH",
+    "ION_WATER_SAMPLE_PATH",
     "AtomRef",
     "AtomsDataset",
     "read_structures",
@@ -64,6 +65,12 @@ EMT_COPPER_SAMPLE_PATH = osp.join(
 )
 """Copper clusters from Langevin MD with ASE's EMT potential, shipped with flt3d; see
 ``datasets/emt_copper.md``."""
+
+ION_WATER_SAMPLE_PATH = osp.join(
+    osp.dirname(osp.abspath(__file__)), "data", "ion_water_sample.extxyz"
+)
+"""Water droplets with Na+ and Cl- ions from Langevin MD, labelled with OpenMM (Amber14, TIP3P,
+exact Coulomb), shipped with flt3d; see ``datasets/ion_water.md``."""
 
 # Bump when the layout of the processed Data changes, so that old caches are not loaded.
 _CACHE_VERSION = 1

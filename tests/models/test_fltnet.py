@@ -57,6 +57,7 @@ def test_shapes_repr_and_defaults(batch):
         ("zpve", ExtensiveHead),
         ("alpha", ExtensiveHead),
         (11, ExtensiveHead),
+        ("energy", ExtensiveHead),
     ],
 )
 def test_head_follows_target(target, cls):
@@ -66,7 +67,7 @@ def test_head_follows_target(target, cls):
 
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="target"):
-        FLTNet(**TINY, target="energy")
+        FLTNet(**TINY, target="enrgy")
     with pytest.raises(ValueError, match="head"):
         FLTNet(**TINY, head="sum")
     with pytest.raises(ValueError, match="hidden_channels"):

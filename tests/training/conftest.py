@@ -13,6 +13,8 @@ TINY_MODEL = {
                  "model.num_features=8", "model.num_frequencies=4", "data.length=16",
                  "data.batch_size=8", "data.train_windows=64", "data.train_fraction=0.98",
                  "data.val_fraction=0.01"],
+    "atoms": ["model.hidden_channels=8", "model.num_layers=1", "model.heads=2",
+              "model.num_frequencies=4", "data.batch_size=4"],
 }  # fmt: skip
 
 TINY_TRAINER = [
@@ -39,7 +41,7 @@ def tiny(qm9_root):
     """Overrides that shrink a shipped config to a few CPU steps: ``tiny("qm9")``."""
 
     def overrides(task: str, *extra: str) -> list[str]:
-        data = [f"data.root={qm9_root}"] if task == "qm9" else []
+        data = [f"data.root={qm9_root}"] if task in ("qm9", "atoms") else []
         return [*TINY_MODEL[task], *TINY_TRAINER, *data, *extra]
 
     return overrides
