@@ -144,6 +144,11 @@ class FLTNet(nn.Module):
             variance (after the default ``flt3d train``, linear vs exact representation at
             m = 64: 3.7% with 0.1, 7.5% with 0.25, 20% with 1.0; test MAE 0.212 / 0.215 /
             0.237 eV, one seed each).
+        far_attention: attend beyond the cutoff (default ``True``: the content kernel,
+            estimated with random features in linear mode). ``False``: attention within the
+            cutoff only, weighed by the envelope (a local model, like SchNet's interactions;
+            see ``far`` in :class:`~flt3d.nn.FLTAttention`); needs a cutoff and no
+            ``long_range``.
         sampler: frequency sampler of the low-rank parts (default ``"density"``: draws from
             the learned density itself, where the family allows).
         nodes: node layout of those draws (default ``"quadrature"``: stratified radii and
@@ -206,6 +211,7 @@ class FLTNet(nn.Module):
         long_range: str | None = None,
         long_range_length_scale: float = 2.0,
         far_temperature: float = 0.1,
+        far_attention: bool = True,
         sampler: str = "density",
         nodes: str = "quadrature",
         redraw: str = "train",
@@ -251,6 +257,7 @@ class FLTNet(nn.Module):
             "long_range": long_range,
             "long_range_length_scale": float(long_range_length_scale),
             "far_temperature": float(far_temperature),
+            "far_attention": bool(far_attention),
             "sampler": sampler,
             "nodes": nodes,
             "redraw": redraw,
@@ -293,7 +300,10 @@ class FLTNet(nn.Module):
             filter_cutoff=cutoff,
             long_range=long_range,
             long_range_length_scale=long_range_length_scale,
-            far_temperature=far_temperature if spectrum is not None and cutoff else 1.0,
+            far_temperature=(
+                far_temperature if spectrum is not None and cutoff and far_attention else 1.0
+            ),
+            **({} if far_attention else {"far": None}),
             sampler=sampler,
             nodes=nodes,
             redraw=redraw,

@@ -29,6 +29,8 @@ from flt3d.nn.random_features import (
 __all__ = ["FLTAttention", "ATTENTIONS", "REDRAWS"]
 
 MASKS = ("exp", "mul")
+#: what attends beyond the cutoff: the content kernel, or nothing (a local attention)
+FARS = ("kernel", None)
 # Relative floor of the ``mul`` mask: M >= MUL_FLOOR * A keeps every row's weights positive.
 MUL_FLOOR = 1e-3
 #: the computation modes every FLT layer understands (see :func:`flt3d.nn.set_attention`)
@@ -99,6 +101,12 @@ class FLTAttention(nn.Module):
             (``long_range_length_scale`` well above ``length_scale``): its estimate rides in the
             random features, whose variance grows with the RPE's spectral mass.
         long_range_length_scale: its length scale (default ``4 * length_scale``).
+        far: with a cutoff, what attends beyond it: ``"kernel"`` (default: every pair, the
+            far ones through the content kernel, estimated with random features in linear
+            mode) or ``None``: pairs within the cutoff only, weighed by the envelope,
+            :math:`w_{ij} = u(\lVert\Delta\rVert/r_c)\,e^{q_i\cdot k_j/\sqrt d + F(\Delta)}`,
+            which vanish smoothly at the cutoff (a local model: periodic cells and forces
+            that never see past :math:`r_c`). Both modes compute it exactly.
         far_temperature: with a cutoff, the content logits :math:`q\cdot k/\sqrt d` are scaled
             by :math:`s = \tau + (1 - \tau)\,u(\lVert\Delta\rVert/r_c)`: 1 at short range,
             :math:`\tau` beyond the cutoff, smooth in between (default ``1.0``). The random
@@ -147,6 +155,7 @@ class FLTAttention(nn.Module):
         long_range: str | None = None,
         long_range_length_scale: float | None = None,
         far_temperature: float = 1.0,
+        far: str | None = "kernel",
         sampler: str = "proposal",
         nodes: str = "iid",
         redraw: str = "never",
@@ -179,6 +188,15 @@ class FLTAttention(nn.Module):
             raise ValueError(f"far_temperature must be in (0, 1], got {far_temperature}")
         if self.far_temperature != 1 and self.cutoff is None:
             raise ValueError("far_temperature needs a cutoff (it applies beyond it)")
+        if far not in FARS:
+            raise ValueError(f"far must be one of {FARS}, got {far!r}")
+        self.far = far
+        if far is None and (cutoff is None or long_range is not None or far_temperature != 1):
+            raise ValueError(
+                "far=None (attention within the cutoff only) needs a cutoff, no long_range and "
+                f"far_temperature=1, got cutoff={cutoff}, long_range={long_range!r}, "
+                f"far_temperature={far_temperature}"
+            )
         self.long_range = None
         if self.cutoff is not None:
             if not (math.isfinite(self.cutoff) and self.cutoff > 0):
@@ -348,6 +366,8 @@ class FLTAttention(nn.Module):
         batch, num_graphs = check_batch(batch, q.shape[0], q.device)
         pos = center_pos(pos.to(q.dtype), batch, num_graphs)
         projection, frequencies = self.draws()
+        if self.far is None:
+            return self._local_only(q, k, v, pos, batch, num_graphs, neighbors)
         if self.attention == "exact":
             counts = torch.bincount(batch, minlength=num_graphs)
             if q.shape[0] and num_graphs * int(counts.max()) ** 2 <= self.dense_waste * int(
@@ -379,6 +399,53 @@ class FLTAttention(nn.Module):
         neighbors = local_neighbors(neighbors, pos, batch, num_graphs, self.cutoff)
         sums = linear_attention_sums(phi_q, phi_k, v, batch, num_graphs)
         return self._with_short_range(sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors)
+
+    def _local_only(self, q, k, v, pos, batch, num_graphs, neighbors) -> Tensor:
+        # far=None: w_ij = u(r_ij) exp(q.k / sqrt(d) + F(delta)) over pairs within the cutoff.
+        # Exact mode sums every pair of a graph (u = 0 beyond the cutoff); linear mode the
+        # pairs of each small graph within the cutoff, or a neighbour list: the same weights.
+        if self.attention == "exact" or small_graphs(batch, num_graphs):
+            i, j = graph_pairs(batch, num_graphs)
+            delta = pos[i] - pos[j]
+            if self.attention == "linear":
+                near = distance(delta) < self.cutoff
+                i, j, delta = i[near], j[near], delta[near]
+            index = torch.stack([i, j])
+        else:
+            neighbors = local_neighbors(neighbors, pos, batch, num_graphs, self.cutoff)
+            index, delta = neighbors.index, neighbors.displacements(pos)
+        scale = self.head_channels**-0.5
+
+        def log_weight(q_i, k_j, delta_p):
+            return scale * (q_i * k_j).sum(-1) + self.short_range(delta_p)
+
+        def message(q_i, shift_i, k_j, v_j, delta_p):
+            envelope = cosine_cutoff(distance(delta_p), self.cutoff).unsqueeze(-1)
+            w = envelope * torch.exp(log_weight(q_i, k_j, delta_p) - shift_i)
+            v1 = torch.cat([v_j, v_j.new_ones(*v_j.shape[:-1], 1)], dim=-1)
+            return w.unsqueeze(-1) * v1
+
+        per_pair = 3 * self.heads * (2 * self.head_channels + 2)
+        shift = pair_max(
+            log_weight,
+            index,
+            v.shape[0],
+            sources_i=(q,),
+            sources_j=(k,),
+            pair_data=(delta,),
+            per_pair=per_pair,
+        )  # [N, H], finite: every row has its self pair
+        sums = pair_sum(
+            message,
+            index,
+            v.shape[0],
+            sources_i=(q, shift),
+            sources_j=(k, v),
+            pair_data=(delta,),
+            params=tuple(self.spectrum.parameters()),
+            per_pair=per_pair,
+        )
+        return sums[..., :-1] / sums[..., -1:]
 
     def _kernel_inputs(self, q: Tensor, k: Tensor, pos: Tensor, frequencies: Tensor | None):
         # the scaled queries and keys, with the low-rank RPE features appended (exp mask)
@@ -614,6 +681,7 @@ class FLTAttention(nn.Module):
             + (", closed_form_rpe=True" if self.closed_form_rpe else "")
             + ("" if self.cutoff is None else f", cutoff={self.cutoff}")
             + ("" if self.far_temperature == 1 else f", far_temperature={self.far_temperature}")
+            + ("" if self.far == "kernel" else ", far=None")
             + ("" if self.long_range is None else f", long_range={self.long_range_name!r}")
             + ("" if self.redraw == "never" else f", redraw={self.redraw!r}")
             + ")"

@@ -61,6 +61,9 @@ CASES = {
     "linear no cutoff": ("linear", {"cutoff": None, "far_temperature": 1.0}, 20),
     "linear long-range filter": ("linear", {"long_range_filter": "isotropic_mixture"}, 90),
     "exact long-range filter": ("exact", {"long_range_filter": "isotropic_mixture"}, 20),
+    "exact local attention": ("exact", {"far_attention": False}, 20),
+    "linear local attention dense": ("linear", {"far_attention": False}, 20),
+    "linear local attention": ("linear", {"far_attention": False}, 90),
 }
 
 
@@ -152,3 +155,23 @@ def test_linear_error_reports_and_restores():
     assert model.blocks[0].conv.attention == "exact" and not model.training
     for name, b in model.named_buffers():
         assert torch.equal(b, before[name]), name
+
+
+def test_local_attention_is_local_and_one_function():
+    """far_attention=False: an atom beyond every cutoff changes nothing, linear equals exact
+    (no random features), and forces are the gradient."""
+    exact = model_for("exact", far_attention=False)
+    linear = model_for("linear", far_attention=False)
+    z, pos = cloud(90, seed=7)
+    with torch.no_grad():
+        e_exact, e_linear = exact(z, pos), linear(z, pos)
+    assert torch.allclose(e_exact, e_linear, rtol=1e-10, atol=1e-10)
+    far = torch.cat([pos, pos.new_tensor([[500.0, 0.0, 0.0]])])
+    h = linear.representation(z, pos)
+    for element in (1, 29):
+        h_far = linear.representation(torch.cat([z, z.new_tensor([element])]), far)
+        assert torch.allclose(h_far[:-1], h, atol=1e-12)
+    _, forces = linear.energy_and_forces(z, pos)
+    numeric = central_differences(linear, z, pos, None, [(0, 0), (45, 2)])
+    analytic = torch.stack([forces[0, 0], forces[45, 2]])
+    assert torch.allclose(numeric, analytic, atol=1e-6 * float(forces.abs().max()))

@@ -666,3 +666,9 @@ def test_far_temperature_is_one_function_in_both_modes(graphs64, monkeypatch):
     assert torch.allclose(att(q, k, v, pos, batch), dense, atol=1e-12)
     with pytest.raises(ValueError, match="far_temperature needs a cutoff"):
         FLTAttention(2, 3, 3, far_temperature=0.5)
+    with pytest.raises(ValueError, match="far=None"):
+        FLTAttention(2, 3, 3, far=None)
+    with pytest.raises(ValueError, match="far=None"):
+        FLTAttention(2, 3, 3, spectrum="isotropic_mixture", cutoff=3.0, far=None, far_temperature=0.5)
+    with pytest.raises(ValueError, match="far must be"):
+        FLTAttention(2, 3, 3, spectrum="isotropic_mixture", cutoff=3.0, far="none")
