@@ -70,16 +70,19 @@ class FLTCalculator(Calculator):
         device: torch device (default ``"cpu"``).
         **kwargs: passed to :class:`ase.calculators.calculator.Calculator`.
 
-    Properties: ``energy`` and ``free_energy`` (eV, the same number) and ``forces`` (eV/Å);
-    an energy asked for alone skips the backward pass. Periodic cells are refused with a
-    ``ValueError`` (not supported yet).
+    Properties: ``energy`` and ``free_energy`` (eV, the same number), ``forces`` (eV/Å) and,
+    for periodic atoms, ``stress`` (eV/Å³, Voigt order); an energy asked for alone skips the
+    backward pass. Periodic atoms need a local model (``FLTNet(far_attention=False)``, no
+    long-range parts: :attr:`~flt3d.models.FLTNet.local`); others are refused with a
+    ``ValueError``.
 
     Raises:
         ValueError: for a model without an energy head, atoms with elements the model lacks,
-            periodic atoms, or non-finite positions (naming the problem).
+            periodic atoms for a model that sees beyond its cutoff, or non-finite positions
+            (naming the problem).
     """
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(
         self,
@@ -110,22 +113,41 @@ class FLTCalculator(Calculator):
     ) -> None:
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        if np.any(atoms.pbc):
+        periodic = bool(np.any(atoms.pbc))
+        if periodic and not self.model.local:
             raise ValueError(
-                f"FLTCalculator: periodic boundaries (pbc={atoms.pbc.tolist()}) are not "
-                "supported yet; use open boundaries (clusters, molecules)"
+                f"FLTCalculator: periodic boundaries (pbc={atoms.pbc.tolist()}) need a local "
+                "model (far_attention=False, no long-range parts); this one sees beyond its "
+                "cutoff, so use open boundaries (clusters, molecules)"
             )
+        if "stress" in properties and not periodic:
+            raise ValueError("FLTCalculator: stress needs a periodic cell (atoms.pbc)")
         positions = np.asarray(atoms.get_positions(), dtype=np.float64)
         if not np.isfinite(positions).all():
             rows = sorted(set(np.nonzero(~np.isfinite(positions))[0].tolist()))
             raise ValueError(f"FLTCalculator: positions of atoms {rows[:10]} are not finite")
         z = torch.as_tensor(atoms.get_atomic_numbers(), dtype=torch.long, device=self.device)
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
-        if "forces" in properties:
-            energy, forces = self.model.energy_and_forces(z, pos)
+        periodic_inputs = {}
+        if periodic:
+            periodic_inputs = {
+                "cell": torch.as_tensor(np.asarray(atoms.cell), dtype=self.dtype, device=self.device),
+                "pbc": torch.as_tensor(atoms.pbc, dtype=torch.bool),
+            }
+        if "stress" in properties:
+            energy, forces, stress = self.model.energy_and_forces(
+                z, pos, stress=True, **periodic_inputs
+            )
+            s = stress[0].cpu().numpy().astype(np.float64)
+            self.results["stress"] = np.array(
+                [s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]]
+            )  # Voigt order, eV/Å^3
+            self.results["forces"] = forces.cpu().numpy().astype(np.float64)
+        elif "forces" in properties:
+            energy, forces = self.model.energy_and_forces(z, pos, **periodic_inputs)
             self.results["forces"] = forces.cpu().numpy().astype(np.float64)
         else:  # an energy alone needs no backward pass
             with torch.no_grad():
-                energy = self.model(z, pos)
+                energy = self.model(z, pos, **periodic_inputs)
         self.results["energy"] = float(energy.sum())
         self.results["free_energy"] = self.results["energy"]

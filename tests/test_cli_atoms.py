@@ -138,3 +138,30 @@ def test_data_needs_the_atoms_task(trained, capsys):
     assert code == 1 and "'atoms' task" in err
     code, _, err = run(["train", "--data", trained[0] / "nope.extxyz"], capsys)
     assert code == 1 and "no such file" in err
+
+
+def test_periodic_structures_train_a_local_model(tmp_path, capsys):
+    """Bulk copper in periodic cells: a local FLTNet trains on it; the default one (attention
+    beyond the cutoff) refuses with one line."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    frames = []
+    for k in range(12):
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
+        atoms.rattle(0.05, seed=k)
+        atoms.calc = EMT()
+        atoms.get_forces()
+        frames.append(atoms)
+    path = tmp_path / "bulk.extxyz"
+    write(path, frames)
+    root = f"data.root={tmp_path / 'cache'}"
+    code, out, err = run(["train", "--data", path, "--output", tmp_path / "local", "--set",
+                          *TINY, root, "model.far_attention=false"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert re.search(rf"^test MAE forces: {NUMBER} meV/Å$", out, re.M), out
+    code, out, err = run(
+        ["train", "--data", path, "--output", tmp_path / "far", "--set", *TINY, root], capsys
+    )
+    assert code == 1 and "periodic cells need a local FLTNet" in err and "Traceback" not in err
+    assert "structure 0" in err and len(err.strip().splitlines()) == 1

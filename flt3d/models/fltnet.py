@@ -370,8 +370,33 @@ class FLTNet(nn.Module):
             raise ValueError(f"element(s) {names} not in the model's elements {allowed}")
         return self.embedding(rows)
 
-    def representation(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
-        """Per-atom features after the blocks and the final norm, ``[N, hidden_channels]``."""
+    @property
+    def local(self) -> bool:
+        """Whether the model sees nothing beyond its cutoff (``far_attention=False``, no
+        long-range parts): the models that periodic cells accept."""
+        c = self.config
+        return (
+            c["cutoff"] is not None
+            and not c["far_attention"]
+            and c["long_range"] is None
+            and c["long_range_filter"] is None
+        )
+
+    def representation(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        *,
+        cell: Tensor | None = None,
+        pbc: Tensor | bool | None = None,
+    ) -> Tensor:
+        """Per-atom features after the blocks and the final norm, ``[N, hidden_channels]``.
+
+        With ``cell`` (``[3, 3]`` or one per graph, ``[G, 3, 3]``, rows the cell vectors) and
+        ``pbc`` (periodic axes, default all), pairs are found across the periodic boundaries
+        (images within the cutoff included); this needs a local model (:attr:`local`).
+        """
         h = self.embed(z)
         if not isinstance(pos, Tensor) or pos.shape != (z.shape[0], 3):
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
@@ -380,7 +405,18 @@ class FLTNet(nn.Module):
         neighbors = None
         cutoff = self.cutoff
         batch, num_graphs = check_batch(batch, z.shape[0], z.device)
-        if cutoff is not None and self.attention == "linear" and not small_graphs(batch, num_graphs):
+        if cell is not None:
+            if not self.local:
+                raise ValueError(
+                    "periodic cells need a local FLTNet: a cutoff, far_attention=False and no "
+                    "long_range or long_range_filter (attention or sums over one cell's atoms "
+                    "beyond the cutoff are not periodic functions)"
+                )
+            neighbors = neighbor_list(
+                pos, batch, cutoff=cutoff, cell=cell.to(h.dtype), pbc=pbc, self_loops=True,
+                num_graphs=num_graphs,
+            )  # fmt: skip
+        elif cutoff is not None and self.attention == "linear" and not small_graphs(batch, num_graphs):
             # one neighbour list for every block (the search itself is not differentiated)
             neighbors = neighbor_list(pos, batch, cutoff=cutoff, self_loops=True)
         recompute = torch.is_grad_enabled() and z.shape[0] > RECOMPUTE_ATOMS
@@ -396,10 +432,19 @@ class FLTNet(nn.Module):
         """The short-range cutoff in Å (``None`` without one)."""
         return self.blocks[0].conv.cutoff
 
-    def forward(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
-        """Predict per molecule; see the class docstring for shapes."""
+    def forward(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        *,
+        cell: Tensor | None = None,
+        pbc: Tensor | bool | None = None,
+    ) -> Tensor:
+        """Predict per molecule (or periodic structure, with ``cell``; see
+        :meth:`representation`); see the class docstring for shapes."""
         batch, num_graphs = check_batch(batch, z.shape[0], z.device)
-        h = self.representation(z, pos, batch)
+        h = self.representation(z, pos, batch, cell=cell, pbc=pbc)
         return self.head(h, z, pos.to(h.dtype), batch, num_graphs=num_graphs)
 
     @torch.no_grad()
@@ -464,8 +509,11 @@ class FLTNet(nn.Module):
         pos: Tensor,
         batch: Tensor | None = None,
         *,
+        cell: Tensor | None = None,
+        pbc: Tensor | bool | None = None,
+        stress: bool = False,
         create_graph: bool | None = None,
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, ...]:
         r"""Energies and the forces :math:`F = -\partial E / \partial r`, by autograd.
 
         The forces are the exact gradient of the energy the model computes (neighbour list,
@@ -476,11 +524,18 @@ class FLTNet(nn.Module):
             z: atomic numbers ``[N]``.
             pos: coordinates ``[N, 3]`` in Å.
             batch: graph id per atom ``[N]`` (optional).
+            cell: periodic cell, ``[3, 3]`` or ``[G, 3, 3]`` (a local model; see
+                :meth:`representation`).
+            pbc: periodic axes (default all, with a cell).
+            stress: also return the stress :math:`\sigma = V^{-1}\,\partial E/\partial
+                \varepsilon` (eV/Å³, ``[G, 3, 3]``), the derivative under a homogeneous strain
+                of positions and cell; needs a cell.
             create_graph: keep the graph of the forces, so a loss on them can be
                 differentiated (default: in training mode).
 
         Returns:
-            ``(energy [G, 1], forces [N, 3])``, detached unless ``create_graph``.
+            ``(energy [G, 1], forces [N, 3])``, and ``stress [G, 3, 3]`` with ``stress``;
+            detached unless ``create_graph``.
 
         Example:
             >>> import torch
@@ -499,16 +554,32 @@ class FLTNet(nn.Module):
             create_graph = self.training
         if not isinstance(pos, Tensor):
             raise ValueError(f"pos must be a [N, 3] tensor, got {type(pos).__name__}")
+        if stress and cell is None:
+            raise ValueError("stress needs a periodic cell (cell=...)")
         if not pos.requires_grad:
             pos = pos.detach().requires_grad_(True)
+        batch, num_graphs = check_batch(batch, z.shape[0], z.device)
         # a loss on forces differentiates the backward pass: plain pair sums then
         plain = differentiable_pair_sums() if create_graph else contextlib.nullcontext()
         with torch.enable_grad(), plain:
-            energy = self(z, pos, batch)
-            (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=create_graph)
+            inputs = [pos]
+            strained_pos, strained_cell = pos, cell
+            if stress:
+                cells = cell.to(pos.dtype).expand(num_graphs, 3, 3) if cell.dim() == 2 else cell
+                strain = torch.zeros_like(cells, requires_grad=True)
+                deform = torch.eye(3, dtype=pos.dtype, device=pos.device) + strain
+                strained_pos = torch.einsum("nd,nde->ne", pos, deform[batch])
+                strained_cell = cells @ deform
+                inputs.append(strain)
+            energy = self(z, strained_pos, batch, cell=strained_cell, pbc=pbc)
+            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
         if not create_graph:
             energy = energy.detach()
-        return energy, -grad
+        if not stress:
+            return energy, -grads[0]
+        volume = torch.linalg.det(cells).abs().view(-1, 1, 1)
+        virial = grads[1]
+        return energy, -grads[0], 0.5 * (virial + virial.transpose(1, 2)) / volume
 
     def __repr__(self) -> str:
         return (

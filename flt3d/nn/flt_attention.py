@@ -364,6 +364,11 @@ class FLTAttention(nn.Module):
         """Attend; see the class docstring for shapes."""
         self._check_inputs(q, k, v, pos)
         batch, num_graphs = check_batch(batch, q.shape[0], q.device)
+        if neighbors is not None and neighbors.periodic and self.far is not None:
+            raise ValueError(
+                "periodic neighbours need a local attention (far=None): attention beyond the "
+                "cutoff over one cell's atoms is not a periodic function"
+            )
         pos = center_pos(pos.to(q.dtype), batch, num_graphs)
         projection, frequencies = self.draws()
         if self.far is None:
@@ -404,7 +409,9 @@ class FLTAttention(nn.Module):
         # far=None: w_ij = u(r_ij) exp(q.k / sqrt(d) + F(delta)) over pairs within the cutoff.
         # Exact mode sums every pair of a graph (u = 0 beyond the cutoff); linear mode the
         # pairs of each small graph within the cutoff, or a neighbour list: the same weights.
-        if self.attention == "exact" or small_graphs(batch, num_graphs):
+        # A periodic list (pairs across cell boundaries, images included) serves both modes.
+        periodic = neighbors is not None and neighbors.periodic
+        if not periodic and (self.attention == "exact" or small_graphs(batch, num_graphs)):
             i, j = graph_pairs(batch, num_graphs)
             delta = pos[i] - pos[j]
             if self.attention == "linear":

@@ -31,15 +31,32 @@ class Neighbors:
         shift: ``[P, 3]`` integer periodic shifts (as floats), or ``None`` without a cell.
         cutoff: the cutoff they were found with.
         self_loops: whether ``(i, i)`` pairs with zero shift are included.
+        cell: the cell the list was found in (``[3, 3]`` or ``[G, 3, 3]``, the tensor passed
+            in, so displacements differentiate through it: stress), or ``None``.
+        batch: graph id per atom, for one cell per graph.
     """
 
     def __init__(
-        self, index: Tensor, shift: Tensor | None, cutoff: float, self_loops: bool
+        self,
+        index: Tensor,
+        shift: Tensor | None,
+        cutoff: float,
+        self_loops: bool,
+        *,
+        cell: Tensor | None = None,
+        batch: Tensor | None = None,
     ) -> None:
         self.index = index
         self.shift = shift
         self.cutoff = float(cutoff)
         self.self_loops = bool(self_loops)
+        self.cell = cell
+        self.batch = batch
+
+    @property
+    def periodic(self) -> bool:
+        """Whether the pairs cross periodic boundaries (found with a cell)."""
+        return self.shift is not None
 
     @property
     def num_pairs(self) -> int:
@@ -47,7 +64,10 @@ class Neighbors:
         return int(self.index.shape[1])
 
     def displacements(self, pos: Tensor, cell: Tensor | None = None, batch: Tensor | None = None):
-        r""":math:`\Delta_{ij} = r_i - r_j - S_{ij}\cdot\mathrm{cell}`, ``[P, D]``, differentiable."""
+        r""":math:`\Delta_{ij} = r_i - r_j - S_{ij}\cdot\mathrm{cell}`, ``[P, D]``, differentiable
+        (``cell`` and ``batch`` default to those the list was found with)."""
+        cell = self.cell if cell is None else cell
+        batch = self.batch if batch is None else batch
         i, j = self.index
         delta = pos[i] - pos[j]
         if self.shift is not None and cell is not None:
@@ -177,7 +197,9 @@ def neighbor_list(
         if shifts is not None:
             shifts = torch.cat([shifts, shifts.new_zeros(n, 3)])[torch.from_numpy(keep)]
     index = torch.from_numpy(np.stack([i, j]).astype(np.int64)).to(pos.device)
-    return Neighbors(index, shifts, cutoff, self_loops)
+    return Neighbors(
+        index, shifts, cutoff, self_loops, cell=cell, batch=None if cell is None else batch
+    )
 
 
 def local_neighbors(

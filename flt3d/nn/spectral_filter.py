@@ -175,6 +175,13 @@ class SpectralFilter(nn.Module):
         batch, num_graphs = check_batch(batch, v.shape[0], v.device)
         pos = center_pos(pos.to(v.dtype), batch, num_graphs)
         frequencies = self.frequencies()
+        if neighbors is not None and neighbors.periodic:
+            if self.cutoff is None:
+                raise ValueError(
+                    "periodic neighbours need a local filter (a cutoff): a global low-rank "
+                    "filter over one cell's atoms is not a periodic function"
+                )
+            return self._local(v, pos, batch, num_graphs, neighbors)
         if self.attention == "exact" or (
             self.cutoff is not None and small_graphs(batch, num_graphs)
         ):

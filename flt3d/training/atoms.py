@@ -45,6 +45,17 @@ def check_structures(structures: Sequence[Data], elements: Sequence[int], source
             )
 
 
+def _cell_of(data: Data) -> dict[str, Tensor]:
+    return {"cell": data.cell, "pbc": data.pbc} if "pbc" in data and "cell" in data else {}
+
+
+def _periodic_inputs(batch: Batch) -> dict[str, Tensor]:
+    # cells of a batch when any structure is periodic (open ones keep pbc False)
+    if "pbc" in batch and bool(batch.pbc.any()):
+        return {"cell": batch.cell.to(batch.pos.dtype), "pbc": batch.pbc}
+    return {}
+
+
 class AtomsDataModule(L.LightningDataModule):
     """Structures of one file (extxyz, ASE ``.db``, ``.traj``, ...) with a seeded split.
 
@@ -280,12 +291,13 @@ class EnergyForcesRegression(TaskModule):
 
     def _step(self, batch: Batch, stage: str) -> Tensor:
         has_forces = "forces" in batch
+        cells = _periodic_inputs(batch)
         if has_forces:
             energy, forces = self.model.energy_and_forces(
-                batch.z, batch.pos, batch.batch, create_graph=self.training
+                batch.z, batch.pos, batch.batch, create_graph=self.training, **cells
             )
         else:
-            energy = self(batch.z, batch.pos, batch.batch)
+            energy = self.model(batch.z, batch.pos, batch.batch, **cells)
         energy = energy[:, 0]
         target = batch.energy.reshape(-1).to(energy.dtype)
         loss = self.energy_weight * self._error((energy - target) / self.energy_scale)
@@ -303,10 +315,18 @@ class EnergyForcesRegression(TaskModule):
 
     def check_data(self, datamodule: AtomsDataModule, split: str) -> None:
         """Raise a ``ValueError`` naming the file and structure if ``split`` of
-        ``datamodule`` holds an element the model lacks.
+        ``datamodule`` holds an element the model lacks, or a periodic structure for a model
+        that sees beyond its cutoff.
         """
         dataset = datamodule.split(split)
         check_structures(dataset, self.elements, datamodule.path)
+        periodic = [int(d.idx) for d in dataset if bool(d.pbc.any())]
+        if periodic and not self.model.local:
+            raise ValueError(
+                f"{datamodule.path!r}, structure {periodic[0]}: periodic cells need a local "
+                "FLTNet (--set model.far_attention=false, no long-range parts): attention "
+                "beyond the cutoff over one cell's atoms is not a periodic function"
+            )
 
     def predict_structures(
         self, structures: Sequence[Data], *, batch_size: int = 16
@@ -319,9 +339,12 @@ class EnergyForcesRegression(TaskModule):
         try:
             for start in range(0, len(structures), batch_size):
                 chunk = structures[start : start + batch_size]
-                batch = Batch.from_data_list([Data(z=s.z, pos=s.pos) for s in chunk])
-                batch = batch.to(self.device)
-                energy, forces = self.model.energy_and_forces(batch.z, batch.pos, batch.batch)
+                batch = Batch.from_data_list(
+                    [Data(z=s.z, pos=s.pos, **_cell_of(s)) for s in chunk]
+                ).to(self.device)
+                energy, forces = self.model.energy_and_forces(
+                    batch.z, batch.pos, batch.batch, **_periodic_inputs(batch)
+                )
                 for k in range(batch.num_graphs):
                     out.append((float(energy[k, 0]), forces[batch.batch == k].cpu()))
         finally:

@@ -259,6 +259,9 @@ def prepare_fit(
     check_options(config["optim"])
     datamodule = task.datamodule()(**config["data"])
     module = build_module(task, config, datamodule)
+    check = getattr(module, "check_data", None)
+    if check is not None:  # data the model cannot take, reported before training starts
+        check(datamodule, "all")
     module.run_config = copy.deepcopy(config)
 
     checkpoint = ModelCheckpoint(
