@@ -13,6 +13,7 @@ matrix-multiply rate (a 2048 x 2048 product), so the attention's efficiency is a
 
     python benchmarks/fltnet_scaling.py                 # 10^3 .. 10^6, ~10 min on 2 cores
     python benchmarks/fltnet_scaling.py --quick         # 10^3 and 3 * 10^3, seconds
+    python benchmarks/fltnet_scaling.py --reuse results/fltnet_scaling.json   # the missing sizes
 """
 
 from __future__ import annotations
@@ -131,7 +132,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--exact-max", type=int, default=10_000, help="largest N in exact mode")
     parser.add_argument("--fit-min", type=int, default=10_000)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--reuse",
+        metavar="JSON",
+        default=None,
+        help="take the measured rows of an earlier run's JSON and measure only the rest",
+    )
     args = parser.parse_args(argv)
+    earlier = {}
+    if args.reuse:
+        with open(args.reuse) as f:
+            earlier = {(r["mode"], r["n"]): r for r in json.load(f)["rows"] if "seconds" in r}
     if args.case:
         import torch
 
@@ -150,6 +161,9 @@ def main(argv=None) -> dict:
                         "note": f"skipped: exact mode above N = {args.exact_max}",
                     }
                 )
+                continue
+            if (mode, n) in earlier:
+                rows.append({**earlier[mode, n], "reused": args.reuse})
                 continue
             cmd = [sys.executable, __file__, "--case", str(n), mode, "--threads", str(args.threads)]
             try:
