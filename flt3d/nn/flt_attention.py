@@ -497,7 +497,7 @@ class FLTAttention(nn.Module):
             # estimates (without the short-range RPE), for the ratio below
             plain = (xq_i * xk_j).sum(-1) - row_i - shift_i
             exact = torch.exp(plain + self._near_extra(xq_i, xk_j, delta_p))
-            estimate = torch.exp(-shift_i) * (phq_i * phk_j).sum(-1)
+            estimate = (phq_i * phk_j).sum(-1)  # in units of exp(row), like sums
             v1 = torch.cat([v_j, v_j.new_ones(*v_j.shape[:-1], 1)], dim=-1)
             parts = [exact.unsqueeze(-1) * v1, estimate.unsqueeze(-1) * v1, plain.exp().unsqueeze(-1)]
             return torch.cat(parts, dim=-1)
@@ -535,12 +535,12 @@ class FLTAttention(nn.Module):
             )
         e = v.shape[-1] + 1
         near, near_estimate, near_plain = local[..., :e], local[..., e : 2 * e], local[..., -1:]
-        far = sums * torch.exp(-shift).unsqueeze(-1) - near_estimate
+        far = sums - near_estimate
         # The estimate's error is mostly a factor common to a query row (its features);
         # with every pair estimated it would cancel in the normalisation. Here the near pairs
         # are exact, so the row's far estimate is rescaled by how its near estimate compares
         # with the exact weights it estimates: a ratio estimator, consistent (-> 1 as m grows).
-        ratio = near_plain / near_estimate[..., -1:].clamp_min(torch.finfo(near.dtype).tiny)
+        ratio = near_plain / _near_floor(near_estimate[..., -1:], sums[..., -1:])
         total = near + far * ratio
         return total[..., :-1] / total[..., -1:]
 
@@ -566,10 +566,12 @@ class FLTAttention(nn.Module):
         shift = log_w.detach().masked_fill(~near, 0.0).amax(dim=2, keepdim=True).clamp_min(0.0)
         exact = torch.exp((log_w - shift).masked_fill(~near, -torch.inf))
         plain = torch.exp((plain - shift).masked_fill(~near, -torch.inf))
-        estimate = torch.einsum("gihm,gjhm->gijh", fq, fk) * torch.exp(-shift) * keys
+        # the estimates in units of exp(row) (no exp(-shift): it cancels in the ratio, and
+        # could underflow); every row's estimate over its whole graph is at least 1
+        estimate = torch.einsum("gihm,gjhm->gijh", fq, fk) * keys
         near_estimate = estimate * near
-        ratio = plain.sum(2, keepdim=True) / near_estimate.sum(2, keepdim=True).clamp_min(
-            torch.finfo(estimate.dtype).tiny
+        ratio = plain.sum(2, keepdim=True) / _near_floor(
+            near_estimate.sum(2, keepdim=True), estimate.sum(2, keepdim=True)
         )
         weights = exact + (estimate - near_estimate) * ratio
         # padded rows have no keys: a normaliser of one keeps them (and their gradients) finite
@@ -693,3 +695,13 @@ class FLTAttention(nn.Module):
             + ("" if self.redraw == "never" else f", redraw={self.redraw!r}")
             + ")"
         )
+
+
+def _near_floor(near: Tensor, total: Tensor) -> Tensor:
+    # The ratio estimator divides by a row's estimated near weight. Where the features put
+    # almost all of a row's weight on far keys that estimate can be tiny, and 1 / x then
+    # overflows in the backward pass (NaN gradients); a floor relative to the row's whole
+    # estimate (itself >= 1 for a real row) bounds the ratio at 1e6 and is inactive
+    # otherwise; padded rows of the dense layout (no keys) get the smallest normal number.
+    floor = (1e-6 * total.detach()).clamp_min(torch.finfo(near.dtype).tiny)
+    return torch.maximum(near, floor)
