@@ -172,8 +172,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _predict_structures(args: argparse.Namespace, module) -> int:
     # energies and forces of every structure in the files (an energy-and-forces checkpoint)
-    from flt3d.datasets.molecules import read_molecules
-    from flt3d.training.atoms import check_structures
+    from flt3d.datasets.molecules import check_elements, read_molecules
 
     try:
         if args.smiles:
@@ -183,7 +182,7 @@ def _predict_structures(args: argparse.Namespace, module) -> int:
         results = []
         for path in args.files:
             structures = read_molecules(_existing_file(path))
-            check_structures(structures, module.elements, path)
+            check_elements(structures, module.elements, source=path)
             labels = [path] if len(structures) == 1 else [f"{path}#{k}" for k in range(len(structures))]
             results.extend(zip(labels, structures, module.predict_structures(structures)))
     except _HANDLED as error:

@@ -349,13 +349,18 @@ def _as_atomic_number(element: int | str) -> int:
     return operator.index(element)
 
 
-def check_elements(data: Data | Iterable[Data], allowed_z: Iterable[int | str]) -> None:
+def check_elements(
+    data: Data | Iterable[Data], allowed_z: Iterable[int | str], *, source: str | None = None
+) -> None:
     """Check that molecules contain only allowed elements.
 
     Args:
         data: one ``Data`` (or a batch) with ``z``, or an iterable of them.
         allowed_z: the allowed elements, as atomic numbers or symbols, e.g.
             ``flt3d.datasets.QM9_Z``.
+        source: the file they come from; the message then names it and the structure (its
+            ``idx`` where the ``Data`` has one, as :func:`~flt3d.datasets.read_structures`
+            sets, else its position).
 
     Raises:
         ValueError: naming the element symbol(s) outside the allowed set and the first
@@ -377,6 +382,9 @@ def check_elements(data: Data | Iterable[Data], allowed_z: Iterable[int | str]) 
             )
             smiles = getattr(molecule, "smiles", None)
             label = f"molecule {number}" + (f" ({smiles!r})" if isinstance(smiles, str) else "")
+            if source is not None:
+                index = int(molecule.idx) if "idx" in molecule else number
+                label = f"{source!r}, structure {index}"
             raise ValueError(
                 f"{label} contains element(s) {symbols} outside the allowed set {allowed_text}"
             )

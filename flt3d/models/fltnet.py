@@ -142,7 +142,7 @@ class FLTNet(nn.Module):
             smoothly to 1 within it (default ``0.1``; see :class:`~flt3d.nn.FLTAttention`):
             the random features of linear mode estimate the far pairs' kernel with far less
             variance (after the default ``flt3d train``, linear vs exact representation at
-            m = 64: 3.7% with 0.1, 7.5% with 0.25, 20% with 1.0; test MAE 0.212 / 0.215 /
+            m = 64: 3.8% with 0.1, 7.5% with 0.25, 20% with 1.0; test MAE 0.212 / 0.215 /
             0.237 eV, one seed each).
         far_attention: attend beyond the cutoff (default ``True``: the content kernel,
             estimated with random features in linear mode). ``False``: attention within the

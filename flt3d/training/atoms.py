@@ -13,36 +13,19 @@ import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import lightning as L
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
-from torch_geometric.loader import DataLoader
 
 from flt3d.datasets.atoms import EMT_COPPER_SAMPLE_PATH, AtomsDataset
-from flt3d.datasets.elements import element_symbol
+from flt3d.datasets.molecules import check_elements
 from flt3d.training._checks import check_int
 from flt3d.training.base import TaskModule
+from flt3d.training.datamodule import SplitDataModule
 
-__all__ = ["AtomsDataModule", "EnergyForcesRegression", "check_structures"]
+__all__ = ["AtomsDataModule", "EnergyForcesRegression"]
 
 LOSSES = ("l1", "mse")
-
-
-def check_structures(structures: Sequence[Data], elements: Sequence[int], source: str) -> None:
-    """Raise a ``ValueError`` naming ``source`` and the structure if one holds an element
-    outside ``elements``."""
-    allowed = set(int(z) for z in elements)
-    for k, data in enumerate(structures):
-        unknown = sorted(set(data.z.tolist()) - allowed)
-        if unknown:
-            index = int(data.idx) if hasattr(data, "idx") else k
-            names = ", ".join(element_symbol(z) for z in unknown)
-            trained = ", ".join(element_symbol(z) for z in sorted(allowed))
-            raise ValueError(
-                f"{source!r}, structure {index}: element(s) {names} not in the model's "
-                f"elements ({trained})"
-            )
 
 
 def _cell_of(data: Data) -> dict[str, Tensor]:
@@ -56,7 +39,7 @@ def _periodic_inputs(batch: Batch) -> dict[str, Tensor]:
     return {}
 
 
-class AtomsDataModule(L.LightningDataModule):
+class AtomsDataModule(SplitDataModule):
     """Structures of one file (extxyz, ASE ``.db``, ``.traj``, ...) with a seeded split.
 
     Args:
@@ -155,30 +138,7 @@ class AtomsDataModule(L.LightningDataModule):
             return self._dataset()
         if name not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val', 'test' or 'all', got {name!r}")
-        self.setup()
-        return getattr(self, f"{name}_dataset")
-
-    def _loader(self, dataset, *, shuffle: bool, batch_size: int) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True, batch_size=self.batch_size)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False, batch_size=self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False, batch_size=self.eval_batch_size)
-
-    def loader(self, split: str) -> DataLoader:
-        """An unshuffled evaluation loader over any split (``"all"``: the whole file)."""
-        return self._loader(self.split(split), shuffle=False, batch_size=self.eval_batch_size)
+        return super().split(name)
 
 
 class EnergyForcesRegression(TaskModule):
@@ -319,7 +279,7 @@ class EnergyForcesRegression(TaskModule):
         that sees beyond its cutoff.
         """
         dataset = datamodule.split(split)
-        check_structures(dataset, self.elements, datamodule.path)
+        check_elements(dataset, self.elements, source=datamodule.path)
         periodic = [int(d.idx) for d in dataset if bool(d.pbc.any())]
         if periodic and not self.model.local:
             raise ValueError(
@@ -332,7 +292,7 @@ class EnergyForcesRegression(TaskModule):
         self, structures: Sequence[Data], *, batch_size: int = 16
     ) -> list[tuple[float, Tensor]]:
         """``(energy in eV, forces [N, 3] in eV/Å)`` for each structure."""
-        check_structures(structures, self.elements, "structures")
+        check_elements(structures, self.elements, source="structures")
         was_training = self.training
         self.eval()
         out = []

@@ -15,7 +15,6 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
@@ -26,6 +25,7 @@ from flt3d.datasets.molecules import check_elements
 from flt3d.datasets.qm9 import QM9, TARGETS, UNITS, target_index
 from flt3d.training._checks import check_int
 from flt3d.training.base import TaskModule
+from flt3d.training.datamodule import SplitDataModule
 
 __all__ = [
     "LOSSES",
@@ -54,7 +54,7 @@ def report_unit(target: str | int) -> tuple[str, str, float]:
     return TARGETS[index], unit, 1.0
 
 
-class QM9DataModule(L.LightningDataModule):
+class QM9DataModule(SplitDataModule):
     """QM9 with the standard seeded split, as PyG ``DataLoader`` s.
 
     Args:
@@ -124,35 +124,6 @@ class QM9DataModule(L.LightningDataModule):
         self.train_dataset = self.dataset[train]
         self.val_dataset = self.dataset[val]
         self.test_dataset = self.dataset[test]
-
-    def split(self, name: str):
-        """The dataset of split ``"train"``, ``"val"`` or ``"test"`` (after :meth:`setup`)."""
-        if name not in ("train", "val", "test"):
-            raise ValueError(f"split must be 'train', 'val' or 'test', got {name!r}")
-        self.setup()
-        return getattr(self, f"{name}_dataset")
-
-    def _loader(self, dataset, *, shuffle: bool, batch_size: int) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True, batch_size=self.batch_size)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False, batch_size=self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False, batch_size=self.eval_batch_size)
-
-    def loader(self, split: str) -> DataLoader:
-        """An unshuffled evaluation loader over any split."""
-        return self._loader(self.split(split), shuffle=False, batch_size=self.eval_batch_size)
 
 
 class MoleculeRegression(TaskModule):
