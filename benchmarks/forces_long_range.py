@@ -60,11 +60,12 @@ from _common import (  # noqa: E402
     write_json,
 )
 
-VARIANTS = ("flt_local", "flt_far", "flt_global", "schnet")
+VARIANTS = ("flt_local", "flt_far", "flt_global", "flt_charges", "schnet")
 LABELS = {
     "flt_local": "FLTNet local",
     "flt_far": "FLTNet + far kernel",
     "flt_global": "FLTNet + far + long range",
+    "flt_charges": "FLTNet local + latent charges",
     "schnet": "SchNet",
 }
 DATASETS = ("emt", "ion_water")
@@ -78,7 +79,9 @@ FLAT_BAR = 0.3
 def dataset_path(name: str) -> str:
     from flt3d.datasets import atoms
 
-    return getattr(atoms, {"emt": "EMT_COPPER_SAMPLE_PATH", "ion_water": "ION_WATER_SAMPLE_PATH"}[name])
+    return getattr(
+        atoms, {"emt": "EMT_COPPER_SAMPLE_PATH", "ion_water": "ION_WATER_SAMPLE_PATH"}[name]
+    )
 
 
 def split_by_run(structures, seed: int, train_share: float = 0.8):
@@ -155,7 +158,9 @@ def build(variant: str, stats: dict, args) -> nn.Module:
     extra = {"far_attention": False} if variant == "flt_local" else {}
     if variant == "flt_global":
         extra = {"long_range_filter": "isotropic_mixture", "long_range": "isotropic_mixture"}
-    return FLTNet(
+    if variant == "flt_charges":
+        extra = {"far_attention": False, "latent_charges": args.latent_charges}
+    model = FLTNet(
         hidden_channels=args.hidden,
         num_layers=2,
         heads=4,
@@ -169,6 +174,9 @@ def build(variant: str, stats: dict, args) -> nn.Module:
         atomref=stats["atomref"],
         **extra,
     )
+    if model.charges is not None:
+        model.charges.kernel.attention = getattr(args, "charges_attention", "linear")
+    return model
 
 
 def energy_and_forces(model: nn.Module, batch, *, create_graph: bool):
@@ -305,6 +313,13 @@ def main(argv=None) -> dict:
         "ion water, where the energy's gradient is ~400 x the forces')",
     )
     parser.add_argument("--long-range-length-scale", type=float, default=3.0)
+    parser.add_argument("--latent-charges", type=int, default=8, help="flt_charges' channels")
+    parser.add_argument(
+        "--charges-attention",
+        default="exact",
+        choices=("exact", "linear"),
+        help="mode the latent charges' kernel trains in (evaluated in both)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))

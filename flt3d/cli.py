@@ -171,7 +171,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _predict_structures(args: argparse.Namespace, module) -> int:
-    # energies and forces of every structure in the files (an energy-and-forces checkpoint)
+    # energies and forces of every structure in the files (an energy-and-forces checkpoint):
+    # molecule files through RDKit, the rest through ASE with their cells (periodic ones too)
+    from flt3d.datasets.atoms import read_structures
     from flt3d.datasets.molecules import check_elements, read_molecules
 
     try:
@@ -181,9 +183,14 @@ def _predict_structures(args: argparse.Namespace, module) -> int:
             )
         results = []
         for path in args.files:
-            structures = read_molecules(_existing_file(path))
+            if os.path.splitext(path)[1].lower() in (".sdf", ".mol", ".smi", ".smiles"):
+                structures = read_molecules(_existing_file(path))
+            else:
+                structures = read_structures(_existing_file(path), energy_key=None)
             check_elements(structures, module.elements, source=path)
-            labels = [path] if len(structures) == 1 else [f"{path}#{k}" for k in range(len(structures))]
+            labels = (
+                [path] if len(structures) == 1 else [f"{path}#{k}" for k in range(len(structures))]
+            )
             results.extend(zip(labels, structures, module.predict_structures(structures)))
     except _HANDLED as error:
         return _fail("predict", error)

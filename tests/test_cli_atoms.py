@@ -165,3 +165,24 @@ def test_periodic_structures_train_a_local_model(tmp_path, capsys):
     )
     assert code == 1 and "periodic cells need a local FLTNet" in err and "Traceback" not in err
     assert "structure 0" in err and len(err.strip().splitlines()) == 1
+    # predict reads the cells: the printed forces are the periodic ones, from an unlabelled file
+    bare = [atoms.copy() for atoms in frames[:2]]
+    unlabelled = tmp_path / "bulk_unlabelled.extxyz"
+    write(unlabelled, bare)
+    checkpoint = tmp_path / "local" / "checkpoints" / "best.ckpt"
+    code, out, err = run(["predict", "--checkpoint", checkpoint, "--file", unlabelled], capsys)
+    assert code == 0, err
+    printed = re.findall(rf"^  \d+\tCu\tforce = ({NUMBER}) ({NUMBER}) ({NUMBER}) eV/Å$", out, re.M)
+    printed = np.array([[float(row[0]), float(row[3]), float(row[6])] for row in printed])
+    from flt3d.calculators import FLTCalculator
+
+    calc = FLTCalculator(checkpoint)
+    periodic = np.concatenate([calc.get_forces(atoms.copy()) for atoms in bare])
+    np.testing.assert_allclose(printed, periodic, atol=2e-6)
+    energies = [float(e[0]) for e in re.findall(rf"\tenergy = ({NUMBER}) eV$", out, re.M)]
+    np.testing.assert_allclose(
+        energies, [calc.get_potential_energy(a.copy()) for a in bare], atol=2e-6
+    )
+    isolated = bare[0].copy()
+    isolated.pbc = False  # the same atoms without their images: surface atoms, another energy
+    assert abs(calc.get_potential_energy(isolated) - energies[0]) > 1e-5  # 10x the print step

@@ -176,7 +176,7 @@ def _structure_data(
     atoms: Any,
     position: int,
     where: str,
-    energy_key: str,
+    energy_key: str | None,
     forces_key: str,
     properties: tuple[str, ...],
 ) -> Data:
@@ -198,24 +198,24 @@ def _structure_data(
         raise ValueError(f"{where}: NaN or infinite cell {cell.tolist()}")
     pbc = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool)).reshape(1, 3)
 
-    value, found = _lookup(atoms, energy_key)
-    if not found:
-        raise ValueError(
-            f"{where}: no energy {energy_key!r} ({_available(atoms)}); pass energy_key= to "
-            "name the key that holds it"
-        )
-    energy = _scalar(value, f"energy {energy_key!r}", where)
-
     data = Data(
         z=torch.from_numpy(numbers),
         pos=pos,
-        energy=torch.tensor([[energy]], dtype=torch.float64),
         cell=cell.reshape(1, 3, 3),
         pbc=pbc,
         natoms=torch.tensor([n], dtype=torch.long),
         idx=torch.tensor([position], dtype=torch.long),
         num_nodes=n,
     )
+    if energy_key is not None:
+        value, found = _lookup(atoms, energy_key)
+        if not found:
+            raise ValueError(
+                f"{where}: no energy {energy_key!r} ({_available(atoms)}); pass energy_key= "
+                "to name the key that holds it"
+            )
+        energy = _scalar(value, f"energy {energy_key!r}", where)
+        data.energy = torch.tensor([[energy]], dtype=torch.float64)
 
     value, found = _lookup(atoms, forces_key, arrays=True)
     if found:
@@ -274,7 +274,7 @@ def _read_atoms(path: str, index: int | slice | str, format: str | None) -> list
 def read_structures(
     path: str | os.PathLike,
     *,
-    energy_key: str = "energy",
+    energy_key: str | None = "energy",
     forces_key: str = "forces",
     properties: Sequence[str] | None = None,
     index: int | slice | str = ":",
@@ -288,7 +288,7 @@ def read_structures(
     Args:
         path: the file.
         energy_key: key of the total energy (eV) in ``atoms.info`` or the calculator's results.
-            Default ``"energy"``.
+            Default ``"energy"``; ``None``: structures without energies (to predict them).
         forces_key: key of the forces (eV/Å) in ``atoms.arrays`` or the calculator's results.
             Default ``"forces"``. Forces are optional, but all structures or none must have them.
         properties: names of further scalar properties in ``atoms.info`` (or the calculator's
@@ -318,7 +318,7 @@ def read_structures(
         (2, torch.Size([42, 3]), torch.float64)
     """
     path = os.fspath(path)
-    energy_key = _key(energy_key, "energy_key")
+    energy_key = None if energy_key is None else _key(energy_key, "energy_key")
     forces_key = _key(forces_key, "forces_key")
     properties = _property_names(properties)
     if format is not None:

@@ -39,7 +39,8 @@ from flt3d.nn.heads import (
     HeadStatistics,
     make_head,
 )
-from flt3d.nn.neighbors import neighbor_list
+from flt3d.nn.latent_charges import LatentCharges
+from flt3d.nn.neighbors import neighbor_list, spatial_order
 from flt3d.nn.pairs import differentiable_pair_sums
 
 __all__ = ["FLTNet", "fit_statistics", "head_for_target"]
@@ -169,6 +170,12 @@ class FLTNet(nn.Module):
             of :math:`r_i - r_j` over every atom of the structure at O(N) cost in linear mode,
             with length scale ``long_range_length_scale``: what reaches past the cutoff
             (charges, polarisation). See :class:`~flt3d.nn.FLTConv`.
+        latent_charges: number of latent charges per atom of a long-range energy term
+            (default ``0``: none; needs the ``extensive`` head with one output), read from the
+            final representation and interacting through learned smooth kernels over every
+            atom of the structure, with length scale ``long_range_length_scale``, O(N) in
+            linear mode (see :class:`~flt3d.nn.LatentCharges`): electrostatics beyond the
+            cutoff, added to the head's energy (in eV; see :class:`~flt3d.nn.LatentCharges`).
         elements: allowed elements, atomic numbers or symbols (default H, C, N, O, F).
         mean: target mean (or per-atom mean for extensive heads) (default ``0.0``).
         std: target std (or per-atom std) (default ``1.0``).
@@ -219,6 +226,7 @@ class FLTNet(nn.Module):
         filter_heads: int | None = None,
         filter_spectrum: str | None = "radial_basis",
         long_range_filter: str | None = None,
+        latent_charges: int = 0,
         elements: Sequence[int | str] = (1, 6, 7, 8, 9),
         mean: float | Sequence[float] = 0.0,
         std: float | Sequence[float] = 1.0,
@@ -265,6 +273,7 @@ class FLTNet(nn.Module):
             "filter_heads": filter_heads,
             "filter_spectrum": filter_spectrum,
             "long_range_filter": long_range_filter,
+            "latent_charges": int(latent_charges),
             "elements": numbers,
             "mean": _plain(mean),
             "std": _plain(std),
@@ -316,6 +325,23 @@ class FLTNet(nn.Module):
         self.head: AtomwiseHead = make_head(
             head, hidden_channels, out_channels=out_channels, mean=mean, std=std, atomref=atomref
         )
+        self.charges: LatentCharges | None = None
+        if latent_charges:
+            if head != "extensive" or out_channels != 1:
+                raise ValueError(
+                    "latent_charges add an energy: they need the 'extensive' head with "
+                    f"out_channels=1, got head {head!r} with out_channels={out_channels}"
+                )
+            self.charges = LatentCharges(
+                hidden_channels,
+                latent_charges,
+                length_scale=long_range_length_scale,
+                num_frequencies=num_frequencies,
+                attention=attention,
+                sampler=sampler,
+                nodes=nodes,
+                redraw=redraw,
+            )
         self.reset_parameters()
 
     @property
@@ -337,6 +363,8 @@ class FLTNet(nn.Module):
             block.reset_parameters()
         self.norm.reset_parameters()
         self.head.reset_parameters()
+        if self.charges is not None:
+            self.charges.reset_parameters()
 
     def set_statistics(
         self,
@@ -380,6 +408,7 @@ class FLTNet(nn.Module):
             and not c["far_attention"]
             and c["long_range"] is None
             and c["long_range_filter"] is None
+            and not c.get("latent_charges", 0)
         )
 
     def representation(
@@ -402,7 +431,7 @@ class FLTNet(nn.Module):
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
             raise ValueError(f"pos must be [N, 3] = [{z.shape[0]}, 3], got {shape}")
         pos = pos.to(h.dtype)
-        neighbors = None
+        neighbors, order = None, None
         cutoff = self.cutoff
         batch, num_graphs = check_batch(batch, z.shape[0], z.device)
         if cell is not None:
@@ -416,8 +445,16 @@ class FLTNet(nn.Module):
                 pos, batch, cutoff=cutoff, cell=cell.to(h.dtype), pbc=pbc, self_loops=True,
                 num_graphs=num_graphs,
             )  # fmt: skip
-        elif cutoff is not None and self.attention == "linear" and not small_graphs(batch, num_graphs):
-            # one neighbour list for every block (the search itself is not differentiated)
+        elif (
+            cutoff is not None
+            and self.attention == "linear"
+            and not small_graphs(batch, num_graphs)
+        ):
+            # atoms in the order they lie in space, so that the pair sums' gathers and scatters
+            # hit the cache (see spatial_order); one neighbour list for every block (the search
+            # itself is not differentiated)
+            order = spatial_order(pos, batch, cell_size=cutoff)
+            h, pos, batch = h[order], pos[order], batch[order]
             neighbors = neighbor_list(pos, batch, cutoff=cutoff, self_loops=True)
         recompute = torch.is_grad_enabled() and z.shape[0] > RECOMPUTE_ATOMS
         for block in self.blocks:
@@ -425,7 +462,8 @@ class FLTNet(nn.Module):
                 h = checkpoint(block, h, pos, batch, use_reentrant=False, neighbors=neighbors)
             else:
                 h = block(h, pos, batch, neighbors=neighbors)
-        return self.norm(h)
+        h = self.norm(h)
+        return h if order is None else h[torch.argsort(order)]
 
     @property
     def cutoff(self) -> float | None:
@@ -445,7 +483,10 @@ class FLTNet(nn.Module):
         :meth:`representation`); see the class docstring for shapes."""
         batch, num_graphs = check_batch(batch, z.shape[0], z.device)
         h = self.representation(z, pos, batch, cell=cell, pbc=pbc)
-        return self.head(h, z, pos.to(h.dtype), batch, num_graphs=num_graphs)
+        y = self.head(h, z, pos.to(h.dtype), batch, num_graphs=num_graphs)
+        if self.charges is not None:
+            y = y + self.charges(h, pos.to(h.dtype), batch, num_graphs=num_graphs)
+        return y
 
     @torch.no_grad()
     def linear_error(

@@ -25,6 +25,7 @@ from flt3d.nn.heads import (
     IntensiveHead,
     make_head,
 )
+from flt3d.nn.latent_charges import LatentCharges
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
 from flt3d.nn.pairs import differentiable_pair_sums, pair_sum
 from flt3d.nn.random_features import orthogonal_gaussian, positive_features
@@ -45,6 +46,7 @@ __all__ = [
     "differentiable_pair_sums",
     "FrequencySampler",
     "SpectralFilter",
+    "LatentCharges",
     "Spectrum",
     "GaussianMixture",
     "IsotropicMixture",

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from flt3d.nn.graph import check_batch
 
-__all__ = ["Neighbors", "neighbor_list", "local_neighbors", "cosine_cutoff"]
+__all__ = ["Neighbors", "neighbor_list", "local_neighbors", "cosine_cutoff", "spatial_order"]
 
 
 class Neighbors:
@@ -166,8 +166,10 @@ def neighbor_list(
             raise ValueError(
                 f"cell must be [3, 3] or [G, 3, 3] = [{num_graphs}, 3, 3], got {tuple(cell.shape)}"
             )
-        periodic = np.ones((num_graphs, 3), dtype=bool) if pbc is None else np.asarray(
-            pbc.cpu().numpy() if isinstance(pbc, Tensor) else pbc, dtype=bool
+        periodic = (
+            np.ones((num_graphs, 3), dtype=bool)
+            if pbc is None
+            else np.asarray(pbc.cpu().numpy() if isinstance(pbc, Tensor) else pbc, dtype=bool)
         )
         periodic = np.broadcast_to(periodic, (num_graphs, 3))
         order = np.argsort(graph, kind="stable")
@@ -226,3 +228,45 @@ def cosine_cutoff(r: Tensor, cutoff: float) -> Tensor:
     """
     inside = r < cutoff
     return torch.where(inside, 0.5 * (torch.cos(math.pi * r / cutoff) + 1), torch.zeros_like(r))
+
+
+def _spread_bits(x: Tensor) -> Tensor:
+    """Put bit k of a 21-bit integer at bit 3k (the Morton code's per-axis spread)."""
+    x = x & 0x1FFFFF
+    x = (x | (x << 32)) & 0x1F00000000FFFF
+    x = (x | (x << 16)) & 0x1F0000FF0000FF
+    x = (x | (x << 8)) & 0x100F00F00F00F00F
+    x = (x | (x << 4)) & 0x10C30C30C30C30C3
+    return (x | (x << 2)) & 0x1249249249249249
+
+
+@torch.no_grad()
+def spatial_order(pos: Tensor, batch: Tensor | None = None, *, cell_size: float) -> Tensor:
+    """A permutation that puts atoms in memory the way they lie in space.
+
+    Atoms are sorted by graph, then along a Morton (Z-order) curve over cubes of side
+    ``cell_size`` (each graph's own grid, from its lowest corner): atoms close in space end up
+    close in memory, so the gathers and scatters of a neighbour list's pair sums hit the cache
+    (on a random order of 10^5 atoms they miss it, and cost per atom grows with N). Models are
+    equivariant to the order of atoms, so ``pos[order]`` gives the same results, permuted.
+
+    Args:
+        pos: coordinates ``[N, D]`` (``D <= 3``; not differentiated).
+        batch: graph id per atom ``[N]`` (optional).
+        cell_size: side of the grid's cubes, e.g. the cutoff.
+
+    Returns:
+        ``order [N]`` long; ``torch.argsort(order)`` undoes it.
+    """
+    if not (math.isfinite(cell_size) and cell_size > 0):
+        raise ValueError(f"cell_size must be a positive number, got {cell_size}")
+    batch, num_graphs = check_batch(batch, pos.shape[0], pos.device)
+    pos = pos.detach().double()
+    low = pos.new_full((num_graphs, pos.shape[1]), math.inf)
+    low = low.scatter_reduce(0, batch.unsqueeze(-1).expand_as(pos), pos, reduce="amin")
+    cells = ((pos - low[batch]) / cell_size).floor().clamp(0, 2**21 - 1).long()
+    code = torch.zeros_like(batch)
+    for axis in range(cells.shape[1]):
+        code = code | (_spread_bits(cells[:, axis]) << axis)
+    order = torch.argsort(code, stable=True)
+    return order[torch.argsort(batch[order], stable=True)]

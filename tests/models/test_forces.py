@@ -64,6 +64,8 @@ CASES = {
     "exact local attention": ("exact", {"far_attention": False}, 20),
     "linear local attention dense": ("linear", {"far_attention": False}, 20),
     "linear local attention": ("linear", {"far_attention": False}, 90),
+    "exact latent charges": ("exact", {"far_attention": False, "latent_charges": 3}, 20),
+    "linear latent charges": ("linear", {"far_attention": False, "latent_charges": 3}, 90),
 }
 
 

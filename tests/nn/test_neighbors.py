@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from flt3d.nn import Neighbors, cosine_cutoff, neighbor_list
+from flt3d.nn.neighbors import spatial_order
 
 
 def brute_pairs(pos, batch, cutoff, self_loops=False):
@@ -98,3 +99,40 @@ def test_empty_and_repr():
     nbrs = neighbor_list(torch.zeros(0, 3), cutoff=1.0)
     assert isinstance(nbrs, Neighbors) and nbrs.num_pairs == 0
     assert repr(nbrs) == "Neighbors(num_pairs=0, cutoff=1.0)"
+
+
+def test_spatial_order_keeps_graphs_and_puts_neighbours_close_in_memory():
+    gen = torch.Generator().manual_seed(0)
+    n = 4000
+    pos = 40.0 * torch.rand(n, 3, generator=gen)
+    batch = torch.randint(0, 3, (n,), generator=gen).sort().values
+    order = spatial_order(pos, batch, cell_size=5.0)
+    assert torch.equal(order.sort().values, torch.arange(n))
+    assert torch.equal(batch[order], batch)  # graphs stay contiguous, in order
+    before = neighbor_list(pos, batch, cutoff=5.0).index
+    after = neighbor_list(pos[order], batch, cutoff=5.0).index
+    assert after.shape == before.shape
+    gap_before = (before[0] - before[1]).abs().double().median()
+    gap_after = (after[0] - after[1]).abs().double().median()
+    assert gap_after * 10 < gap_before, (gap_before, gap_after)
+    with pytest.raises(ValueError, match="cell_size"):
+        spatial_order(pos, batch, cell_size=0.0)
+
+
+def test_fltnet_on_a_neighbour_list_is_equivariant_to_the_order_of_atoms():
+    """The model sorts large systems in space order internally; the result is in the
+    caller's order and the same function (float64 rounding)."""
+    from flt3d.models import FLTNet
+
+    torch.manual_seed(0)
+    model = FLTNet(hidden_channels=16, num_layers=2, heads=2, attention="linear",
+                   elements=(1, 8)).double().eval()  # fmt: skip
+    gen = torch.Generator().manual_seed(1)
+    n = 300
+    pos = 14.0 * torch.rand(n, 3, generator=gen, dtype=torch.float64)
+    z = torch.tensor([1, 8])[torch.randint(0, 2, (n,), generator=gen)]
+    perm = torch.randperm(n, generator=gen)
+    with torch.no_grad():
+        h = model.representation(z, pos)
+        h_perm = model.representation(z[perm], pos[perm])
+    torch.testing.assert_close(h_perm, h[perm], rtol=1e-9, atol=1e-9)
