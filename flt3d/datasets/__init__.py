@@ -7,6 +7,7 @@ Optional dependencies (pandas, RDKit, ASE, ``qm9pack``) come with
 from .atoms import (
     EMT_COPPER_SAMPLE_PATH,
     ION_WATER_SAMPLE_PATH,
+    SALT_CLUSTERS_SAMPLE_PATH,
     AtomRef,
     AtomsDataset,
     read_structures,
@@ -50,6 +51,7 @@ __all__ = [
     "QM9_SAMPLE_SIZE",
     "QM9_SIZE",
     "QM9_Z",
+    "SALT_CLUSTERS_SAMPLE_PATH",
     "SYMBOLS",
     "TARGETS",
     "UNITS",

@@ -55,6 +55,7 @@ from .elements import SYMBOLS, element_symbol
 __all__ = [
     "EMT_COPPER_SAMPLE_PATH",
     "ION_WATER_SAMPLE_PATH",
+    "SALT_CLUSTERS_SAMPLE_PATH",
     "AtomRef",
     "AtomsDataset",
     "read_structures",
@@ -71,6 +72,13 @@ ION_WATER_SAMPLE_PATH = osp.join(
 )
 """Water droplets with Na+ and Cl- ions from Langevin MD, labelled with OpenMM (Amber14, TIP3P,
 exact Coulomb), shipped with flt3d; see ``datasets/ion_water.md``."""
+
+SALT_CLUSTERS_SAMPLE_PATH = osp.join(
+    osp.dirname(osp.abspath(__file__)), "data", "salt_clusters_sample.extxyz"
+)
+"""Isolated, net-charged Na+/Cl- clusters (no water, unscreened Coulomb) from Langevin MD,
+labelled with OpenMM (Joung-Cheatham ions, exact Coulomb), shipped with flt3d; see
+``datasets/salt_clusters.md``."""
 
 # Bump when the layout of the processed Data changes, so that old caches are not loaded.
 _CACHE_VERSION = 1
