@@ -25,8 +25,10 @@ __all__ = ["pair_sum", "pair_max", "pair_chunking", "differentiable_pair_sums"]
 
 # per-pair elements of one chunk (2^22 floats: 16 MiB in float32)
 _CHUNK_ELEMENTS = 1 << 22
-# the plain path is taken up to this many chunks' worth of pairs (256 MiB of float32 per tensor)
-_PLAIN_CHUNKS = 16
+# the plain path is taken up to this many chunks' worth of pairs (16 MiB of float32 per tensor):
+# beyond one chunk the chunked path is both leaner and faster (energy + forces of 1,000 atoms
+# of FLTNet in inference: 0.22 against 0.70 GB above the baseline, 0.83 x the CPU time)
+_PLAIN_CHUNKS = 1
 # set by differentiable_pair_sums(): every pair sum takes the plain (twice differentiable) path
 _PLAIN_ONLY = False
 
