@@ -24,10 +24,11 @@ def test_long_range_bar_is_against_the_best_local_model():
     assert forces_long_range.long_range_checks(rows("salt", flt_local=1.0, flt_charges=0.1)) == []
 
 
-def test_short_range_bar_is_against_the_worse_local_model():
-    worse = rows("emt", flt_local=12.0, schnet=8.0, flt_charges=12.5)
-    assert forces_long_range.long_range_checks(worse)[0].endswith("NOT MET")
-    fine = rows("emt", flt_local=12.0, schnet=8.0, flt_charges=11.9)
+def test_short_range_bar_is_against_each_local_model():
+    worse = rows("emt", flt_local=12.0, schnet=8.0, flt_charges=10.0)
+    line = forces_long_range.long_range_checks(worse)[0]
+    assert "= 0.833, 1.250" in line and line.endswith("NOT MET")
+    fine = rows("emt", flt_local=12.0, schnet=8.0, flt_charges=7.9)
     assert forces_long_range.long_range_checks(fine)[0].endswith(": MET")
 
 
