@@ -84,6 +84,7 @@ SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
 FORCE_RATIO_BAR = 0.7
 MEMORY_BAR_GB = 8.0
 FLAT_BAR = 0.3
+EVAL_FREQUENCIES = (128, 1024)  # the latent charges' kernel evaluated with more frequencies
 
 
 def dataset_path(name: str) -> str:
@@ -264,6 +265,13 @@ def run_one(job: dict) -> dict:
         for mode in ("exact", "linear"):
             model.charges.kernel.attention = mode
             result.update({f"{k}_{mode}": v for k, v in evaluate(model, test).items()})
+        # more frequencies at evaluation only: the estimator's error, at O(N R) cost
+        model.charges.kernel.attention = "linear"
+        for num in EVAL_FREQUENCIES:
+            model.charges.kernel.spectrum.set_num_frequencies(
+                num, generator=torch.Generator().manual_seed(args.seed)
+            )
+            result.update({f"{k}_linear_{num}": v for k, v in evaluate(model, test).items()})
         model.charges.kernel.attention = trained_mode
     forces = torch.cat([s.forces.reshape(-1) for s in test])
     result.update(
@@ -415,6 +423,11 @@ def report(rows: list[dict], cost: list[dict]) -> tuple[str, str, list[str]]:
                 f"{r['force_mae_mev_per_A_exact']:.1f} / {r['force_mae_mev_per_A_linear']:.1f} "
                 f"meV/Å, energy MAE {r['energy_mae_mev_exact']:.0f} / "
                 f"{r['energy_mae_mev_linear']:.0f} meV"
+                + "".join(
+                    f"; linear with {num} frequencies: {r[f'force_mae_mev_per_A_linear_{num}']:.1f}"
+                    for num in EVAL_FREQUENCIES
+                    if f"force_mae_mev_per_A_linear_{num}" in r
+                )
             )
     cost_rows = [
         [LABELS[r["variant"]], r["n"], r["cpu_seconds"], r["cpu_us_per_atom"], r["peak_rss_gb"]]

@@ -112,6 +112,9 @@ class GaussianMixture(Spectrum):
         """Even unless ``directional``."""
         return not self.directional
 
+    def _check_num_frequencies(self) -> None:
+        _check_per_component(self, self.num_components)
+
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """Equal weights; widths spread geometrically from 0.95 s to 0.15 s over all heads and

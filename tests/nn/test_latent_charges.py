@@ -120,3 +120,26 @@ def test_fltnet_adds_the_term_and_checks_its_head():
         FLTNet(hidden_channels=12, num_layers=1, heads=2, target="gap", latent_charges=2)
     with pytest.raises(ValueError, match="channels must be positive"):
         LatentCharges(12, 0)
+
+
+def test_more_frequencies_at_evaluation_shrink_the_linear_error():
+    """set_num_frequencies: a fresh, larger draw; the error over draws falls (float64)."""
+    module = layer("exact", num_frequencies=16)
+    h, pos = droplet(60, seed=6)
+    with torch.no_grad():
+        exact = float(module(h, pos))
+        module.kernel.attention = "linear"
+        spectrum = module.kernel.spectrum
+        errors = {}
+        for num in (16, 512):
+            spectrum.set_num_frequencies(num, generator=torch.Generator().manual_seed(num))
+            assert spectrum.frequencies.shape[1] == num
+            draws = []
+            for k in range(20):
+                spectrum.redraw_frequencies(generator=torch.Generator().manual_seed(k))
+                draws.append(float(module(h, pos)) - exact)
+            errors[num] = float(torch.tensor(draws).pow(2).mean().sqrt())
+    assert errors[512] * 3 < errors[16], errors
+    with pytest.raises(ValueError, match="multiple of num_components"):
+        spectrum.set_num_frequencies(18)
+    assert spectrum.num_frequencies == 512
