@@ -36,8 +36,8 @@ linear mode on atom
 clouds of water density (0.1 atoms/Å^3) from 10^3 to 10^5 atoms: CPU time per atom and peak
 resident memory, each size in a fresh process.
 
-    python benchmarks/forces_long_range.py                  # ~30 minutes on 2 cores
-    python benchmarks/forces_long_range.py --quick          # a minute
+    python benchmarks/forces_long_range.py                  # ~45 minutes on 2 cores
+    python benchmarks/forces_long_range.py --quick          # two minutes
 """
 
 from __future__ import annotations
