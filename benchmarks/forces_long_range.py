@@ -179,7 +179,7 @@ def build(variant: str, stats: dict, args) -> nn.Module:
             "far_attention": False,
             "latent_charges": args.latent_charges,
             # a local model's only low-rank part is the charges' kernel
-            "num_frequencies": getattr(args, "charge_frequencies", 16),
+            "num_frequencies": args.charge_frequencies,
         }
     model = FLTNet(
         hidden_channels=args.hidden,
@@ -196,7 +196,7 @@ def build(variant: str, stats: dict, args) -> nn.Module:
         **extra,
     )
     if model.charges is not None:
-        model.charges.kernel.attention = getattr(args, "charges_attention", "linear")
+        model.charges.kernel.attention = args.charges_attention
     return model
 
 

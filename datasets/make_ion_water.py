@@ -57,6 +57,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +380,47 @@ def _rms(values: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(values))))
 
 
+def method_figures(
+    rows: list[dict[str, Any]],
+    method: str,
+    groups: dict[str, np.ndarray],
+    energy: np.ndarray,
+    natoms: np.ndarray,
+    residual_per_atom: Callable[[np.ndarray], np.ndarray] | None,
+) -> dict[str, dict[str, Any]]:
+    """The diagnostic's figures of one cut ``method`` for each group of frames (a mask over
+    ``rows``): RMS of the full forces and of the force difference, of the per-atom energies and
+    of their difference, and, with ``residual_per_atom`` (the per-species reference fit), the
+    same for the energies' residuals (``None`` without)."""
+    delta = energy - np.array([row[method][0] for row in rows])
+    if residual_per_atom is not None:
+        resid_full, resid_delta = residual_per_atom(energy), residual_per_atom(delta)
+    figures = {}
+    for group, mask in groups.items():
+        subset = [row for row, keep in zip(rows, mask) if keep]
+        forces = np.concatenate([row["full"][1] for row in subset])
+        delta_f = np.concatenate([row["full"][1] - row[method][1] for row in subset])
+        per_atom, delta_per_atom = energy[mask] / natoms[mask], delta[mask] / natoms[mask]
+        values = {
+            "structures": len(subset),
+            "force_rms_eV_A": _rms(forces),
+            "force_diff_rms_eV_A": _rms(delta_f),
+            "force_relative": _rms(delta_f) / _rms(forces),
+            "energy_per_atom_rms_eV": _rms(per_atom),
+            "energy_per_atom_diff_rms_eV": _rms(delta_per_atom),
+            "energy_relative": _rms(delta_per_atom) / _rms(per_atom),
+            "energy_per_atom_residual_rms_eV": None,
+            "energy_per_atom_diff_residual_rms_eV": None,
+            "energy_residual_relative": None,
+        }
+        if residual_per_atom is not None:
+            values["energy_per_atom_residual_rms_eV"] = _rms(resid_full[mask])
+            values["energy_per_atom_diff_residual_rms_eV"] = _rms(resid_delta[mask])
+            values["energy_residual_relative"] = _rms(resid_delta[mask]) / _rms(resid_full[mask])
+        figures[group] = values
+    return figures
+
+
 def long_range_diagnostic(
     frames: list[Atoms], *, structures: int = 40, cutoff_nm: float = CUTOFF_NM
 ) -> dict[str, Any]:
@@ -439,43 +481,18 @@ def long_range_diagnostic(
     # The references leave a residual only with more compositions than they have parameters.
     fit_references = len(np.unique(counts, axis=0)) > np.linalg.matrix_rank(counts)
     energy = np.array([row["full"][0] for row in rows])
-    resid_full = residual_per_atom(energy)
     result: dict[str, Any] = {
         "cutoff_A": cutoff_nm * 10,
         "frames": chosen,
         "atoms": int(natoms.sum()),
     }
+    groups = {"all": np.ones(len(rows), dtype=bool)}
+    for charge in sorted({abs(row["charge"]) for row in rows}):
+        groups[f"|charge|={charge}"] = np.array([abs(r["charge"]) == charge for r in rows])
     for method in methods:
-        delta = energy - np.array([row[method][0] for row in rows])
-        resid_delta = residual_per_atom(delta)
-        groups = {"all": np.ones(len(rows), dtype=bool)}
-        for charge in sorted({abs(row["charge"]) for row in rows}):
-            groups[f"|charge|={charge}"] = np.array([abs(r["charge"]) == charge for r in rows])
-        result[method] = {}
-        for group, mask in groups.items():
-            subset = [row for row, keep in zip(rows, mask) if keep]
-            forces = np.concatenate([row["full"][1] for row in subset])
-            delta_f = np.concatenate([row["full"][1] - row[method][1] for row in subset])
-            per_atom, delta_per_atom = energy[mask] / natoms[mask], delta[mask] / natoms[mask]
-            values = {
-                "structures": len(subset),
-                "force_rms_eV_A": _rms(forces),
-                "force_diff_rms_eV_A": _rms(delta_f),
-                "force_relative": _rms(delta_f) / _rms(forces),
-                "energy_per_atom_rms_eV": _rms(per_atom),
-                "energy_per_atom_diff_rms_eV": _rms(delta_per_atom),
-                "energy_relative": _rms(delta_per_atom) / _rms(per_atom),
-                "energy_per_atom_residual_rms_eV": None,
-                "energy_per_atom_diff_residual_rms_eV": None,
-                "energy_residual_relative": None,
-            }
-            if fit_references:
-                values["energy_per_atom_residual_rms_eV"] = _rms(resid_full[mask])
-                values["energy_per_atom_diff_residual_rms_eV"] = _rms(resid_delta[mask])
-                values["energy_residual_relative"] = _rms(resid_delta[mask]) / _rms(
-                    resid_full[mask]
-                )
-            result[method][group] = values
+        result[method] = method_figures(
+            rows, method, groups, energy, natoms, residual_per_atom if fit_references else None
+        )
     return result
 
 
@@ -484,10 +501,18 @@ def _print_diagnostic(diagnostic: dict[str, Any]) -> None:
         f"long-range diagnostic, cutoff {diagnostic['cutoff_A']:.1f} A, "
         f"{len(diagnostic['frames'])} structures, {diagnostic['atoms']:,} atoms:"
     )
-    for method in ("reaction_field", "plain", "shifted_force"):
-        for group, values in diagnostic[method].items():
+    print_figures(diagnostic, ("reaction_field", "plain", "shifted_force"))
+
+
+def print_figures(diagnostic: dict[str, Any], methods: Sequence[str]) -> None:
+    """One line per method and group of :func:`method_figures`' figures."""
+    width = max(len(method) for method in methods)
+    for method in methods:
+        groups = diagnostic[method]
+        group_width = max(len(group) for group in groups)
+        for group, values in groups.items():
             print(
-                f"  {method:14s} {group:10s} ({values['structures']:3d}): forces "
+                f"  {method:{width}s} {group:{group_width}s} ({values['structures']:3d}): forces "
                 f"{values['force_diff_rms_eV_A']:.4f} / {values['force_rms_eV_A']:.4f} eV/A "
                 f"= {values['force_relative']:.3f}; E/N "
                 f"{values['energy_per_atom_diff_rms_eV'] * 1e3:.1f} / "
@@ -504,19 +529,15 @@ def _print_diagnostic(diagnostic: dict[str, Any]) -> None:
             )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Generate the structures, write them and print statistics and the long-range diagnostic.
-
-    Args:
-        argv: command-line arguments; default ``sys.argv[1:]``.
-    """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--output", type=Path, default=Path(ION_WATER_SAMPLE_PATH), help="extxyz file to write"
-    )
-    parser.add_argument("--structures", type=int, default=116, help="snapshots to write")
-    parser.add_argument("--min-atoms", type=int, default=90, help="smallest droplet")
-    parser.add_argument("--max-atoms", type=int, default=300, help="largest droplet")
+def generator_parser(
+    description: str, output: Path, structures: int, min_atoms: int, max_atoms: int, what: str
+) -> argparse.ArgumentParser:
+    """The command line the OpenMM generators share, with their defaults."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--output", type=Path, default=output, help="extxyz file to write")
+    parser.add_argument("--structures", type=int, default=structures, help="snapshots to write")
+    parser.add_argument("--min-atoms", type=int, default=min_atoms, help=f"smallest {what}")
+    parser.add_argument("--max-atoms", type=int, default=max_atoms, help=f"largest {what}")
     parser.add_argument("--seed", type=int, default=0, help="seed of numpy.random.default_rng")
     parser.add_argument(
         "--diagnostic-structures",
@@ -531,6 +552,48 @@ def main(argv: list[str] | None = None) -> None:
         help="write the diagnostic to OUTPUT's name with .long_range.json",
     )
     parser.add_argument("--log", action=argparse.BooleanOptionalAction, default=False)
+    return parser
+
+
+def print_labels(frames: list[Atoms], elements: Sequence[tuple[int, str]]) -> None:
+    """Print the energies' and forces' statistics, and the force std per element."""
+    natoms = np.array([len(frame) for frame in frames])
+    energies = np.array([frame.info["energy"] for frame in frames])
+    forces = np.concatenate([frame.arrays["forces"] for frame in frames])
+    per_atom = energies / natoms
+    print(
+        f"energy {energies.mean():.4f} +- {energies.std():.4f} eV "
+        f"[{energies.min():.4f}, {energies.max():.4f}]; per atom {per_atom.mean():.4f} "
+        f"+- {per_atom.std():.4f} eV [{per_atom.min():.4f}, {per_atom.max():.4f}]"
+    )
+    norms = np.linalg.norm(forces, axis=1)
+    print(
+        f"force components {forces.mean():.2e} +- {forces.std():.4f} eV/A, "
+        f"mean |F| {norms.mean():.4f}, max |F| {norms.max():.4f} eV/A"
+    )
+    for z, symbol in elements:
+        mask = np.concatenate([frame.numbers == z for frame in frames])
+        print(f"  {symbol}: {mask.sum():,} atoms, force std {forces[mask].std():.4f} eV/A")
+
+
+def write_diagnostic(diagnostic: dict[str, Any], output: Path, digest: str) -> None:
+    """Write the diagnostic as JSON next to ``output``, as ``NAME.long_range.json``."""
+    path = output.with_name(output.name.split(".")[0] + ".long_range.json")
+    diagnostic["output"] = output.name
+    diagnostic["sha256"] = digest
+    path.write_text(json.dumps(diagnostic, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Generate the structures, write them and print statistics and the long-range diagnostic.
+
+    Args:
+        argv: command-line arguments; default ``sys.argv[1:]``.
+    """
+    parser = generator_parser(
+        __doc__.split("\n\n")[0], Path(ION_WATER_SAMPLE_PATH), 116, 90, 300, "droplet"
+    )
     args = parser.parse_args(argv)
     if args.structures < 1:
         raise SystemExit(f"--structures must be positive, got {args.structures}")
@@ -550,9 +613,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"generated in {time.perf_counter() - start:.1f} s")
 
     natoms = np.array([len(frame) for frame in frames])
-    energies = np.array([frame.info["energy"] for frame in frames])
-    forces = np.concatenate([frame.arrays["forces"] for frame in frames])
-    per_atom = energies / natoms
     charges = np.array([frame.info["charge"] for frame in frames])
     ions = np.array([frame.info["n_na"] + frame.info["n_cl"] for frame in frames])
     digest = hashlib.sha256(args.output.read_bytes()).hexdigest()
@@ -565,29 +625,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     values, counts = np.unique(charges, return_counts=True)
     print("net charge: " + ", ".join(f"{v:+d} e: {c}" for v, c in zip(values, counts)))
-    print(
-        f"energy {energies.mean():.4f} +- {energies.std():.4f} eV "
-        f"[{energies.min():.4f}, {energies.max():.4f}]; per atom {per_atom.mean():.4f} "
-        f"+- {per_atom.std():.4f} eV [{per_atom.min():.4f}, {per_atom.max():.4f}]"
-    )
-    norms = np.linalg.norm(forces, axis=1)
-    print(
-        f"force components {forces.mean():.2e} +- {forces.std():.4f} eV/A, "
-        f"mean |F| {norms.mean():.4f}, max |F| {norms.max():.4f} eV/A"
-    )
-    for z, symbol in ((8, "O"), (1, "H"), (NA_Z, "Na"), (CL_Z, "Cl")):
-        mask = np.concatenate([frame.numbers == z for frame in frames])
-        print(f"  {symbol}: {mask.sum():,} atoms, force std {forces[mask].std():.4f} eV/A")
-
+    print_labels(frames, ((8, "O"), (1, "H"), (NA_Z, "Na"), (CL_Z, "Cl")))
     if args.diagnostic_structures:
         diagnostic = long_range_diagnostic(frames, structures=args.diagnostic_structures)
         _print_diagnostic(diagnostic)
         if args.diagnostic_json:
-            path = args.output.with_name(args.output.name.split(".")[0] + ".long_range.json")
-            diagnostic["output"] = args.output.name
-            diagnostic["sha256"] = digest
-            path.write_text(json.dumps(diagnostic, indent=2) + "\n")
-            print(f"wrote {path}")
+            write_diagnostic(diagnostic, args.output, digest)
 
 
 if __name__ == "__main__":

@@ -58,9 +58,7 @@ Usage (from the repository root, with ``pip install 'flt3d[molecules]' openmm``)
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import math
 import os
 import sys
@@ -90,11 +88,15 @@ from make_ion_water import (  # noqa: E402
     _force_field,
     _numbers,
     _reference_context,
-    _rms,
     create_system,
     droplet_topology,
+    generator_parser,
     label,
+    method_figures,
+    print_figures,
+    print_labels,
     truncated_system,
+    write_diagnostic,
 )
 
 LATTICE_A = 5.64  # Å, rock-salt NaCl
@@ -332,7 +334,6 @@ def long_range_diagnostic(frames: list[Atoms], *, structures: int = 40) -> dict[
     # The references leave a residual only with more compositions than they have parameters.
     fit_references = len(np.unique(counts, axis=0)) > np.linalg.matrix_rank(counts)
     energy = np.array([row["full"][0] for row in rows])
-    resid_full = residual_per_atom(energy)
     groups = {"all": np.ones(len(rows), dtype=bool)}
     for charge in sorted({abs(row["charge"]) for row in rows}):
         groups[f"|charge|={charge}"] = np.array([abs(row["charge"]) == charge for row in rows])
@@ -347,33 +348,9 @@ def long_range_diagnostic(frames: list[Atoms], *, structures: int = 40) -> dict[
         "atoms": int(natoms.sum()),
     }
     for method in methods:
-        delta = energy - np.array([row[method][0] for row in rows])
-        resid_delta = residual_per_atom(delta)
-        result[method] = {}
-        for group, mask in groups.items():
-            subset = [row for row, keep in zip(rows, mask) if keep]
-            forces = np.concatenate([row["full"][1] for row in subset])
-            delta_f = np.concatenate([row["full"][1] - row[method][1] for row in subset])
-            per_atom, delta_per_atom = energy[mask] / natoms[mask], delta[mask] / natoms[mask]
-            values = {
-                "structures": len(subset),
-                "force_rms_eV_A": _rms(forces),
-                "force_diff_rms_eV_A": _rms(delta_f),
-                "force_relative": _rms(delta_f) / _rms(forces),
-                "energy_per_atom_rms_eV": _rms(per_atom),
-                "energy_per_atom_diff_rms_eV": _rms(delta_per_atom),
-                "energy_relative": _rms(delta_per_atom) / _rms(per_atom),
-                "energy_per_atom_residual_rms_eV": None,
-                "energy_per_atom_diff_residual_rms_eV": None,
-                "energy_residual_relative": None,
-            }
-            if fit_references:
-                values["energy_per_atom_residual_rms_eV"] = _rms(resid_full[mask])
-                values["energy_per_atom_diff_residual_rms_eV"] = _rms(resid_delta[mask])
-                values["energy_residual_relative"] = _rms(resid_delta[mask]) / _rms(
-                    resid_full[mask]
-                )
-            result[method][group] = values
+        result[method] = method_figures(
+            rows, method, groups, energy, natoms, residual_per_atom if fit_references else None
+        )
     return result
 
 
@@ -382,24 +359,7 @@ def _print_diagnostic(diagnostic: dict[str, Any]) -> None:
         f"long-range diagnostic, {len(diagnostic['frames'])} structures, "
         f"{diagnostic['atoms']:,} atoms:"
     )
-    for method in diagnostic["methods"]:
-        for group, values in diagnostic[method].items():
-            print(
-                f"  {method:17s} {group:11s} ({values['structures']:3d}): forces "
-                f"{values['force_diff_rms_eV_A']:.4f} / {values['force_rms_eV_A']:.4f} eV/A "
-                f"= {values['force_relative']:.3f}; E/N "
-                f"{values['energy_per_atom_diff_rms_eV'] * 1e3:.1f} / "
-                f"{values['energy_per_atom_rms_eV'] * 1e3:.1f} meV "
-                f"= {values['energy_relative']:.3f}"
-                + (
-                    ", after references "
-                    f"{values['energy_per_atom_diff_residual_rms_eV'] * 1e3:.1f} / "
-                    f"{values['energy_per_atom_residual_rms_eV'] * 1e3:.1f} meV "
-                    f"= {values['energy_residual_relative']:.3f}"
-                    if values["energy_residual_relative"] is not None
-                    else ""
-                )
-            )
+    print_figures(diagnostic, diagnostic["methods"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -408,27 +368,9 @@ def main(argv: list[str] | None = None) -> None:
     Args:
         argv: command-line arguments; default ``sys.argv[1:]``.
     """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--output", type=Path, default=Path(SALT_CLUSTERS_SAMPLE_PATH), help="extxyz file to write"
+    parser = generator_parser(
+        __doc__.split("\n\n")[0], Path(SALT_CLUSTERS_SAMPLE_PATH), 100, 60, 700, "cluster"
     )
-    parser.add_argument("--structures", type=int, default=100, help="snapshots to write")
-    parser.add_argument("--min-atoms", type=int, default=60, help="smallest cluster")
-    parser.add_argument("--max-atoms", type=int, default=700, help="largest cluster")
-    parser.add_argument("--seed", type=int, default=0, help="seed of numpy.random.default_rng")
-    parser.add_argument(
-        "--diagnostic-structures",
-        type=int,
-        default=40,
-        help="snapshots for the long-range diagnostic (0: skip it)",
-    )
-    parser.add_argument(
-        "--diagnostic-json",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="write the diagnostic to OUTPUT's name with .long_range.json",
-    )
-    parser.add_argument("--log", action=argparse.BooleanOptionalAction, default=False)
     args = parser.parse_args(argv)
     if args.structures < 1:
         raise SystemExit(f"--structures must be positive, got {args.structures}")
@@ -450,9 +392,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"generated in {time.perf_counter() - start:.1f} s")
 
     natoms = np.array([len(frame) for frame in frames])
-    energies = np.array([frame.info["energy"] for frame in frames])
-    forces = np.concatenate([frame.arrays["forces"] for frame in frames])
-    per_atom = energies / natoms
     charges = np.array([frame.info["charge"] for frame in frames])
     diameters = _diameters(frames)
     digest = hashlib.sha256(args.output.read_bytes()).hexdigest()
@@ -477,30 +416,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     values, counts = np.unique(charges, return_counts=True)
     print("net charge: " + ", ".join(f"{v:+d} e: {c}" for v, c in zip(values, counts)))
-    print(
-        f"energy {energies.mean():.4f} +- {energies.std():.4f} eV "
-        f"[{energies.min():.4f}, {energies.max():.4f}]; per atom {per_atom.mean():.4f} "
-        f"+- {per_atom.std():.4f} eV [{per_atom.min():.4f}, {per_atom.max():.4f}]"
-    )
-    norms = np.linalg.norm(forces, axis=1)
-    print(
-        f"force components {forces.mean():.2e} +- {forces.std():.4f} eV/A, "
-        f"mean |F| {norms.mean():.4f}, max |F| {norms.max():.4f} eV/A"
-    )
-    for z, symbol in ((NA_Z, "Na"), (CL_Z, "Cl")):
-        mask = np.concatenate([frame.numbers == z for frame in frames])
-        print(f"  {symbol}: {mask.sum():,} atoms, force std {forces[mask].std():.4f} eV/A")
-
+    print_labels(frames, ((NA_Z, "Na"), (CL_Z, "Cl")))
     if args.diagnostic_structures:
         diagnostic = long_range_diagnostic(frames, structures=args.diagnostic_structures)
         _print_diagnostic(diagnostic)
         if args.diagnostic_json:
-            path = args.output.with_name(args.output.name.split(".")[0] + ".long_range.json")
-            diagnostic["output"] = args.output.name
-            diagnostic["sha256"] = digest
-            path.write_text(json.dumps(diagnostic, indent=2) + "\n")
-            print(f"wrote {path}")
-
+            write_diagnostic(diagnostic, args.output, digest)
 
 if __name__ == "__main__":
     main()
