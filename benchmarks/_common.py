@@ -158,7 +158,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
         return str(value)
 
     text = [[cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in text)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in text)]) for i, h in enumerate(headers)]
     numeric = [
         all(isinstance(row[i], (int, float)) for row in rows) if rows else False
         for i in range(len(headers))

@@ -11,6 +11,9 @@ per channel). It is the reciprocal-space half of an Ewald sum with the charges a
 learned: a kernel whose spectral mass sits near :math:`\xi = 0` (an isotropic Gaussian mixture
 with lengths from ``length_scale`` to about 6 × that) is what random features estimate well,
 so ``"linear"`` mode costs O(N R) per channel; ``"exact"`` sums the closed form over all pairs.
+In linear mode the energy is a sum of squared structure factors (:func:`structure_factor_energy`),
+the Ewald reciprocal sum's form, whose per-atom terms are summed in chunks of atoms: memory
+stays that of the inputs at any number of frequencies.
 The charges see only the atom's neighbourhood; the energy they make reaches every atom, so
 forces :math:`-\partial E/\partial r` carry the field of charges far beyond any cutoff, which
 no local model can learn. The pairs :math:`i = j` add :math:`f_c(0) q_{ic}^2`, a local term.
@@ -24,16 +27,67 @@ get there.
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
-from flt3d.nn.graph import check_batch
+from flt3d.nn.graph import center_pos, check_batch
+from flt3d.nn.pairs import pair_sum
 from flt3d.nn.spectral_filter import SpectralFilter
 
-__all__ = ["LatentCharges", "COULOMB_EV_A"]
+__all__ = ["LatentCharges", "COULOMB_EV_A", "structure_factor_energy"]
 
 COULOMB_EV_A = 14.399645
 r"""Coulomb's constant :math:`e^2 / 4\pi\varepsilon_0` in eV Å (``ase.units.Hartree *
 ase.units.Bohr``; written out, so the layer does not need ASE)."""
+
+
+def structure_factor_energy(
+    q: Tensor, pos: Tensor, batch: Tensor, num_graphs: int, xi: Tensor, a: Tensor
+) -> Tensor:
+    r"""The charges' energy under the low-rank kernel estimate, from structure factors.
+
+    With :math:`\hat f_c(\Delta) = \frac1R \sum_r a_{cr} \cos 2\pi\xi_{cr}\cdot\Delta +
+    b_{cr} \sin 2\pi\xi_{cr}\cdot\Delta`, the sine terms cancel in the symmetric double
+    sum, and
+
+    .. math::
+        \tfrac12 \sum_c \sum_{i,j\in g} q_{ic} q_{jc} \hat f_c(r_i - r_j)
+        = \frac{1}{2R} \sum_{c,r} a_{cr} \big(C_{gcr}^2 + S_{gcr}^2\big), \quad
+        C_{gcr} + i S_{gcr} = \sum_{i \in g} q_{ic}\, e^{2\pi i\, \xi_{cr}\cdot r_i},
+
+    the same value as the low-rank filter's :math:`\tfrac12\sum_i q_i \cdot \hat\phi_i`. The
+    per-atom phases ``[N, C, R]`` are summed per graph with :func:`~flt3d.nn.pairs.pair_sum`
+    (atom → graph "pairs"), in chunks of atoms whose terms the backward pass recomputes.
+
+    Args:
+        q: charges ``[N, C]``.
+        pos: coordinates ``[N, D]`` (best centred per graph: phases stay small).
+        batch: graph id per atom ``[N]``; num_graphs: ``G``.
+        xi: frequencies ``[C or 1, R, D]``; a: their cosine weights ``[C, R]``.
+
+    Returns:
+        ``[G]``.
+    """
+    r = xi.shape[1]
+    xi = xi.to(pos.dtype)
+
+    def terms(q_j: Tensor, pos_j: Tensor) -> Tensor:
+        theta = 2 * math.pi * torch.einsum("nd,crd->ncr", pos_j, xi)
+        return torch.cat([theta.cos(), theta.sin()], dim=-1) * q_j.unsqueeze(-1)
+
+    index = torch.stack([batch, torch.arange(batch.numel(), device=batch.device)])
+    factors = pair_sum(
+        terms,
+        index,
+        num_graphs,
+        sources_j=(q, pos),
+        params=(xi,),
+        per_pair=3 * q.shape[1] * 2 * r,
+    )  # [G, C, 2R]: C then S
+    weight = torch.cat([a, a], dim=-1).to(q.dtype) / (2 * r)
+    return (weight * factors.square()).sum(dim=(1, 2))
 
 
 class LatentCharges(nn.Module):
@@ -119,6 +173,11 @@ class LatentCharges(nn.Module):
         batch, counted = check_batch(batch, h.shape[0], h.device)
         num_graphs = counted if num_graphs is None else num_graphs
         q = self.charges(h)
+        if self.kernel.attention == "linear":
+            pos = center_pos(pos.to(q.dtype), batch, num_graphs)
+            xi, a, _ = self.kernel.spectrum.estimate(self.kernel.frequencies())
+            energy = structure_factor_energy(q, pos, batch, num_graphs, xi, a)
+            return self.scale * energy.unsqueeze(-1)
         potential = self.kernel(q.unsqueeze(-1), pos.to(q.dtype), batch).squeeze(-1)
         per_atom = 0.5 * self.scale * (q * potential).sum(-1, keepdim=True)
         return per_atom.new_zeros(num_graphs, 1).index_add(0, batch, per_atom)

@@ -143,3 +143,53 @@ def test_more_frequencies_at_evaluation_shrink_the_linear_error():
     with pytest.raises(ValueError, match="multiple of num_components"):
         spectrum.set_num_frequencies(18)
     assert spectrum.num_frequencies == 512
+
+
+def _filter_energy(module: LatentCharges, h, pos, batch, num_graphs):
+    """The low-rank filter's 0.5 scale sum_i q_i . phi_i: what the structure factors replace."""
+    from flt3d.nn.graph import center_pos
+
+    q = module.charges(h)
+    pos = center_pos(pos, batch, num_graphs)
+    potential = module.kernel(q.unsqueeze(-1), pos, batch).squeeze(-1)
+    per_atom = 0.5 * module.scale * (q * potential).sum(-1, keepdim=True)
+    return per_atom.new_zeros(num_graphs, 1).index_add(0, batch, per_atom)
+
+
+@pytest.mark.parametrize("sampler", ["density", "proposal"])
+def test_structure_factors_equal_the_low_rank_filter(sampler):
+    module = layer("linear", num_frequencies=24, sampler=sampler)
+    h, pos = droplet(30, seed=2)
+    batch = torch.cat([torch.zeros(12, dtype=torch.long), torch.ones(18, dtype=torch.long)])
+    with torch.no_grad():
+        energy = module(h, pos, batch)
+        expected = _filter_energy(module, h, pos, batch, 2)
+    assert expected.abs().min() > 1e-2
+    torch.testing.assert_close(energy, expected, rtol=1e-10, atol=0)
+
+
+def test_chunked_structure_factors_equal_the_plain_sum_with_gradients(monkeypatch):
+    from flt3d.nn import pairs
+
+    module = layer("linear", num_frequencies=32)
+    h, pos = droplet(40, seed=3)
+    batch = torch.cat([torch.zeros(15, dtype=torch.long), torch.ones(25, dtype=torch.long)])
+
+    def energy_and_forces():
+        p = pos.clone().requires_grad_(True)
+        energy = module(h, p, batch)
+        (forces,) = torch.autograd.grad(-energy.sum(), p, retain_graph=True)
+        grads = torch.autograd.grad(energy.sum(), list(module.parameters()), allow_unused=True)
+        return energy.detach(), forces, grads
+
+    plain = energy_and_forces()
+    monkeypatch.setattr(pairs, "_CHUNK_ELEMENTS", 3 * 3 * 64 * 7)  # 7 atoms per chunk
+    assert pairs.pair_chunking(40, 3 * 3 * 64)
+    chunked = energy_and_forces()
+    torch.testing.assert_close(chunked[0], plain[0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(chunked[1], plain[1], rtol=1e-10, atol=1e-12)
+    for got, want in zip(chunked[2], plain[2]):
+        if want is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
