@@ -1,7 +1,9 @@
-"""Datasets and readers: QM9 (offline, from ``qm9pack`` or a shipped sample) and molecule files.
+"""Datasets and readers: QM9 (offline, from ``qm9pack`` or a shipped sample), molecule files,
+and point clouds from mesh files and ModelNet-style folders.
 
 Optional dependencies (pandas, RDKit, ASE, ``qm9pack``) come with
-``pip install 'flt3d[molecules]'`` and are imported only by the functions that need them.
+``pip install 'flt3d[molecules]'``, trimesh with ``pip install 'flt3d[pointclouds]'``; they are
+imported only by the functions that need them.
 """
 
 from .atoms import (
@@ -20,6 +22,14 @@ from .molecules import (
     from_rdkit,
     from_smiles,
     read_molecules,
+)
+from .pointclouds import (
+    MESH_EXTENSIONS,
+    SHAPES_SAMPLE_PATH,
+    ModelNetFolder,
+    read_point_cloud,
+    shape_augmentation,
+    shapes_sample_root,
 )
 from .qm9 import (
     HARTREE_TO_EV,
@@ -43,6 +53,7 @@ __all__ = [
     "EMT_COPPER_SAMPLE_PATH",
     "HARTREE_TO_EV",
     "ION_WATER_SAMPLE_PATH",
+    "MESH_EXTENSIONS",
     "MOLECULE_EXTENSIONS",
     "QM9",
     "QM9_COLUMNS",
@@ -52,11 +63,13 @@ __all__ = [
     "QM9_SIZE",
     "QM9_Z",
     "SALT_CLUSTERS_SAMPLE_PATH",
+    "SHAPES_SAMPLE_PATH",
     "SYMBOLS",
     "TARGETS",
     "UNITS",
     "AtomRef",
     "AtomsDataset",
+    "ModelNetFolder",
     "atomic_number",
     "check_elements",
     "element_symbol",
@@ -64,7 +77,10 @@ __all__ = [
     "from_rdkit",
     "from_smiles",
     "read_molecules",
+    "read_point_cloud",
     "read_structures",
+    "shape_augmentation",
+    "shapes_sample_root",
     "qm9pack_files",
     "read_qm9_csv",
     "read_qm9_frame",
