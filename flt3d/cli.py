@@ -1,4 +1,4 @@
-"""The ``flt3d`` command: ``train``, ``eval`` and ``predict``.
+"""The ``flt3d`` command: ``train``, ``eval``, ``predict`` and ``models``.
 
 Examples::
 
@@ -10,6 +10,8 @@ Examples::
     flt3d train --data structures.extxyz          # energies + forces of one's own structures
     flt3d eval --checkpoint runs/atoms/checkpoints/best.ckpt --data other.extxyz
     flt3d predict --checkpoint runs/atoms/checkpoints/best.ckpt --file cluster.xyz
+    flt3d models                                  # the pretrained QM9 models shipped with flt3d
+    flt3d predict --model qm9-gap --smiles CCO    # one of them, no checkpoint path
 
 Overrides are ``KEY=VALUE`` pairs after ``--set``, with dotted keys into the configuration
 sections and values parsed as YAML (see :mod:`flt3d.training.config`). Errors in the input
@@ -116,7 +118,7 @@ def _eval(args: argparse.Namespace) -> int:
             sections["data"]["path"] = _existing_file(args.data)
             split = split or "all"
         evaluation = evaluate(
-            args.checkpoint,
+            _checkpoint(args),
             split or "test",
             data=sections["data"],
             trainer=sections["trainer"],
@@ -135,12 +137,13 @@ def _predict(args: argparse.Namespace) -> int:
     from flt3d.training.run import load_module
 
     try:
-        task, module, _ = load_module(args.checkpoint)
+        checkpoint = _checkpoint(args)
+        task, module, _ = load_module(checkpoint)
         if task.name == "atoms":
             return _predict_structures(args, module)
         if task.name != "qm9":
             raise CheckpointError(
-                f"predict needs a molecular property checkpoint; {args.checkpoint!r} is a "
+                f"predict needs a molecular property checkpoint; {checkpoint!r} is a "
                 f"{task.name!r} checkpoint"
             )
         labels, molecules = [], []
@@ -199,6 +202,33 @@ def _predict_structures(args: argparse.Namespace, module) -> int:
         for atom, (z, force) in enumerate(zip(structure.z.tolist(), forces.tolist())):
             fx, fy, fz = force
             print(f"  {atom}\t{_symbols([z])}\tforce = {fx:.6f} {fy:.6f} {fz:.6f} eV/Å")
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace) -> str:
+    # --checkpoint PATH, or --model NAME: a pretrained model shipped inside the package
+    if args.model is None:
+        return args.checkpoint
+    from flt3d import pretrained
+
+    return pretrained.path(args.model)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from flt3d import pretrained
+
+    names = pretrained.names()
+    if not names:
+        return _fail("models", ValueError("this installation ships no pretrained models"))
+    print("name\ttarget\ttest MAE\ttraining")
+    for name in names:
+        facts = pretrained.card(name)
+        mae = facts["metrics"]["test_mae"]
+        hours = facts["training"]["seconds"] / 3600.0
+        print(
+            f"{name}\t{facts['target']} ({facts['unit']})\t{mae:.4g} {facts['metrics_unit']}"
+            f"\t{hours:.1f} h CPU, {facts['split']['train']:,} molecules"
+        )
     return 0
 
 
@@ -275,7 +305,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the error of a checkpoint on one split of its data (MAE in the "
         "target's unit, meV for energies).",
     )
-    evaluate.add_argument("--checkpoint", required=True, metavar="CKPT")
+    _add_checkpoint(evaluate)
     evaluate.add_argument(
         "--split",
         choices=("train", "val", "test", "all"),
@@ -311,7 +341,7 @@ def _parser() -> argparse.ArgumentParser:
         "from RDKit, force-field relaxed) or files (xyz, extxyz, sdf, mol, smi); one line per "
         "molecule.",
     )
-    predict.add_argument("--checkpoint", required=True, metavar="CKPT")
+    _add_checkpoint(predict)
     predict.add_argument(
         "--smiles", action="append", default=[], metavar="SMILES", help="repeatable"
     )
@@ -322,7 +352,23 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of the 3D embedding of SMILES (default 0)"
     )
     predict.set_defaults(handler=_predict)
+
+    models = commands.add_parser(
+        "models",
+        help="list the pretrained models shipped with flt3d",
+        description="List the pretrained QM9 models that --model NAME loads (no download): "
+        "name, target and unit, test MAE on the standard split, training time.",
+    )
+    models.set_defaults(handler=_models)
     return parser
+
+
+def _add_checkpoint(command: argparse.ArgumentParser) -> None:
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="CKPT", help="a checkpoint of flt3d train")
+    source.add_argument(
+        "--model", metavar="NAME", help="a pretrained model shipped with flt3d (flt3d models)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
