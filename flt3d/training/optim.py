@@ -20,7 +20,9 @@ up to timing; leave it off where that matters.
 ``plateau_patience`` epochs. ``constant``: the warm-up, then :math:`\eta`.
 
 Weight decay applies to matrices and embeddings only (``param.dim() >= 2``), not to vectors
-(biases, norm scales, spectral parameters).
+(biases, norm scales) nor to any parameter of a :class:`~flt3d.nn.spectrum.Spectrum` (the
+spectral RPEs' and filters' widths, means and weights, whatever their shape): decay would pull
+their logits toward zero, which is a length scale, not a small function.
 """
 
 from __future__ import annotations
@@ -70,10 +72,19 @@ def warmup_cosine(
 
 
 def _parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    from flt3d.nn.spectrum import Spectrum
+
+    spectral = {
+        id(param)
+        for child in module.modules()
+        if isinstance(child, Spectrum)
+        for param in child.parameters()
+    }
     decay, no_decay = [], []
     for param in module.parameters():
         if param.requires_grad:
-            (decay if param.dim() >= 2 else no_decay).append(param)
+            exempt = param.dim() < 2 or id(param) in spectral
+            (no_decay if exempt else decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})

@@ -56,6 +56,25 @@ def test_weight_decay_only_on_matrices():
     assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
 
 
+def test_spectral_parameters_are_never_decayed():
+    from flt3d.models import FLTNet
+    from flt3d.nn.spectrum import Spectrum
+
+    model = FLTNet(hidden_channels=8, num_layers=1, heads=2, target="gap")
+    spectral = {id(p) for m in model.modules() if isinstance(m, Spectrum) for p in m.parameters()}
+    matrices = [p for p in model.parameters() if id(p) in spectral and p.dim() >= 2]
+    assert matrices  # 2-D spectral parameters exist (mixture weights, widths, means)
+    optimizer = configure_optimizers(model, total_steps=5, monitor="val/x", weight_decay=0.05)[
+        "optimizer"
+    ]
+    decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert not decayed & spectral
+    assert id(model.embedding.weight) in decayed
+    assert id(model.blocks[0].conv.qkv.weight) in decayed
+    grouped = sum(len(g["params"]) for g in optimizer.param_groups)
+    assert grouped == sum(1 for p in model.parameters() if p.requires_grad)
+
+
 def test_plateau_schedule_warms_up_then_reduces_on_plateau():
     [optimizer], [warmup, plateau] = configure_optimizers(
         _model(), total_steps=None, monitor="val/mae", schedule="plateau", lr=1.0,
