@@ -236,6 +236,55 @@ def evaluate(model: nn.Module, data: Packed, column: int, batch_size: int = 250)
     return total / len(data)
 
 
+def train_and_evaluate(
+    model: nn.Module,
+    train: Packed,
+    test: Packed,
+    column: int,
+    scale: float,
+    *,
+    lr: float,
+    budget_seconds: float,
+    batch_size: int,
+    weight_decay: float,
+    seed: int,
+    max_steps: int | None = None,
+) -> tuple[dict, float]:
+    """Train ``model`` for the budget, then its test MAE in eV: ``(training log, MAE)``.
+
+    AdamW over the trainable parameters, batches of ``batch_size`` molecules in an order fixed
+    by ``seed`` (the same for every model), L1 loss on the target divided by ``scale``, and the
+    schedule of :func:`train_for_budget`.
+    """
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay
+    )
+    order = torch.Generator().manual_seed(seed)
+    queue: list[Tensor] = []
+
+    def next_batch():
+        if not queue:
+            perm = torch.randperm(len(train), generator=order)
+            queue.extend(perm[: len(perm) // batch_size * batch_size].split(batch_size))
+        return train.batch(queue.pop(0))
+
+    def loss_fn(model, batch):
+        z, pos, b, y = batch
+        pred = model(z, pos, b).reshape(-1)
+        return (pred - y[:, column].float()).abs().mean() / scale
+
+    log = train_for_budget(
+        model,
+        optimizer,
+        next_batch,
+        loss_fn,
+        budget_seconds=budget_seconds,
+        lr=lr,
+        max_steps=max_steps,
+    )
+    return log, evaluate(model, test, column)
+
+
 def run_one(job: dict) -> dict:
     """Train one model on one target for the budget, then evaluate (runs in a worker)."""
     args, variant, target = job["args"], job["variant"], job["target"]
@@ -245,36 +294,20 @@ def run_one(job: dict) -> dict:
     column, unit, factor = TARGETS[target]
     model = build_model(variant, target, stats, args)
     lr = args.lr_schnet if variant == "schnet" else args.lr_flt
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=args.weight_decay
-    )
-    order = torch.Generator().manual_seed(args.seed)
-    queue: list[Tensor] = []
-
-    def next_batch():
-        if not queue:
-            perm = torch.randperm(len(train), generator=order)
-            queue.extend(
-                perm[: len(perm) // args.batch_size * args.batch_size].split(args.batch_size)
-            )
-        return train.batch(queue.pop(0))
-
-    def loss_fn(model, batch):
-        z, pos, b, y = batch
-        pred = model(z, pos, b).reshape(-1)
-        return (pred - y[:, column].float()).abs().mean() / scale
-
     wall = time.perf_counter()
-    log = train_for_budget(
+    log, mae = train_and_evaluate(
         model,
-        optimizer,
-        next_batch,
-        loss_fn,
-        budget_seconds=args.budget_seconds,
+        train,
+        test,
+        column,
+        scale,
         lr=lr,
+        budget_seconds=args.budget_seconds,
+        batch_size=args.batch_size,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
         max_steps=job.get("max_steps"),
     )
-    mae = evaluate(model, test, column) * factor
     return {
         "target": target,
         "unit": unit,
@@ -287,7 +320,7 @@ def run_one(job: dict) -> dict:
         "cpu_seconds": log["cpu_seconds"],
         "wall_seconds": round(time.perf_counter() - wall, 1),
         "final_train_loss": log["final_train_loss"],
-        "test_mae": mae,
+        "test_mae": mae * factor,
     }
 
 
@@ -412,12 +445,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def run_jobs(jobs: list[dict], processes: int) -> list[dict]:
-    """Run the jobs, in ``processes`` worker processes when that is more than one."""
+def run_jobs(jobs: list[dict], processes: int, worker=None) -> list[dict]:
+    """``worker(job)`` (default :func:`run_one`) for each job, in ``processes`` processes."""
+    worker = run_one if worker is None else worker
     if processes > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return list(pool.map(run_one, jobs))
-    return [run_one(job) for job in jobs]
+            return list(pool.map(worker, jobs))
+    return [worker(job) for job in jobs]
 
 
 def main(argv=None) -> dict:
