@@ -10,13 +10,16 @@ Examples::
     flt3d train --data structures.extxyz          # energies + forces of one's own structures
     flt3d eval --checkpoint runs/atoms/checkpoints/best.ckpt --data other.extxyz
     flt3d predict --checkpoint runs/atoms/checkpoints/best.ckpt --file cluster.xyz
+    flt3d train --config pointcloud               # classes of the shipped shapes, minutes on CPU
+    flt3d train --config pointcloud --set data.path=ModelNet10
+    flt3d predict --checkpoint runs/pointcloud/checkpoints/best.ckpt --file chair.off
     flt3d models                                  # the pretrained QM9 models shipped with flt3d
     flt3d predict --model qm9-gap --smiles CCO    # one of them, no checkpoint path
 
 Overrides are ``KEY=VALUE`` pairs after ``--set``, with dotted keys into the configuration
 sections and values parsed as YAML (see :mod:`flt3d.training.config`). Errors in the input
-(configuration, overrides, checkpoints, molecules) are reported as one message on stderr with
-exit status 1; usage errors exit with status 2.
+(configuration, overrides, checkpoints, molecules, shapes) are reported as one message on stderr
+with exit status 1; usage errors exit with status 2.
 """
 
 from __future__ import annotations
@@ -138,13 +141,15 @@ def _predict(args: argparse.Namespace) -> int:
 
     try:
         checkpoint = _checkpoint(args)
-        task, module, _ = load_module(checkpoint)
+        task, module, entry = load_module(checkpoint)
         if task.name == "atoms":
             return _predict_structures(args, module)
+        if task.name == "pointcloud":
+            return _predict_shapes(args, module, entry["data"])
         if task.name != "qm9":
             raise CheckpointError(
-                f"predict needs a molecular property checkpoint; {checkpoint!r} is a "
-                f"{task.name!r} checkpoint"
+                f"predict needs a molecular property, energy or point-cloud checkpoint; "
+                f"{checkpoint!r} is a {task.name!r} checkpoint"
             )
         labels, molecules = [], []
         for smiles in args.smiles:
@@ -202,6 +207,28 @@ def _predict_structures(args: argparse.Namespace, module) -> int:
         for atom, (z, force) in enumerate(zip(structure.z.tolist(), forces.tolist())):
             fx, fy, fz = force
             print(f"  {atom}\t{_symbols([z])}\tforce = {fx:.6f} {fy:.6f} {fz:.6f} eV/Å")
+    return 0
+
+
+def _predict_shapes(args: argparse.Namespace, module, data: dict) -> int:
+    # the class of each mesh or point file (a point-cloud checkpoint), read as in training:
+    # the same number of points and sampling seed, in the unit sphere
+    from flt3d.datasets.pointclouds import read_point_cloud
+
+    try:
+        if args.smiles:
+            raise ValueError("a point-cloud checkpoint classifies shapes from --file, not --smiles")
+        clouds = [
+            read_point_cloud(path, num_points=data["num_points"], seed=data["seed"], normalize=True)
+            for path in args.files
+        ]
+        probabilities = module.predict_clouds(clouds, sources=args.files)
+    except _HANDLED as error:
+        return _fail("predict", error)
+    names = module.classes
+    for path, p in zip(args.files, probabilities):
+        best = int(p.argmax())
+        print(f"{path}\t{names[best]} (p = {float(p[best]):.2f})")
     return 0
 
 
@@ -267,8 +294,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--config",
         metavar="NAME|PATH",
-        help="a YAML file or a shipped configuration (qm9, digits, pydoc_lm); default: qm9, "
-        "or the run folder's config.yaml with --resume",
+        help="a YAML file or a shipped configuration (qm9, atoms, digits, pydoc_lm, pointcloud); "
+        "default: qm9, or the run folder's config.yaml with --resume",
     )
     train.add_argument(
         "--data",
@@ -336,10 +363,11 @@ def _parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="predict a property of molecules",
+        help="predict a property of molecules, or the class of shapes",
         description="Predict the trained property for molecules given as SMILES (3D geometry "
         "from RDKit, force-field relaxed) or files (xyz, extxyz, sdf, mol, smi); one line per "
-        "molecule.",
+        "molecule. With a point-cloud checkpoint: the class of each mesh or point file (off, "
+        "ply, obj, stl) and its probability, one line per file.",
     )
     _add_checkpoint(predict)
     predict.add_argument(

@@ -235,7 +235,8 @@ def test_predict_needs_a_molecular_checkpoint(tmp_path, capsys):
     )
     code, _, err = _run(["predict", "--checkpoint", str(path), "--smiles", "C"], capsys)
     assert code == 1
-    assert "predict needs a molecular property checkpoint" in err and "'digits'" in err
+    assert "predict needs a molecular property, energy or point-cloud checkpoint" in err
+    assert "'digits'" in err
 
 
 def test_missing_training_extra_is_a_message(monkeypatch, capsys):

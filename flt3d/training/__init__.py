@@ -6,6 +6,8 @@ Needs the ``train`` extra (``pip install 'flt3d[train]'``: Lightning, PyYAML, Te
   (MAE in meV for energies).
 - :mod:`~flt3d.training.text`: character language modelling on pydoc text (bits per character).
 - :mod:`~flt3d.training.digits`: 8x8 digit classification (accuracy).
+- :mod:`~flt3d.training.pointcloud`: shape classification on a ModelNet-style folder of meshes
+  (accuracy).
 - :mod:`~flt3d.training.config` and :mod:`~flt3d.training.tasks`: YAML run configurations,
   ``KEY=VALUE`` overrides, validation against the task's signatures.
 - :mod:`~flt3d.training.optim`: AdamW, warm-up, cosine or plateau schedules.
@@ -32,6 +34,7 @@ from flt3d.training.config import (
 from flt3d.training.digits import DigitClassification, DigitsDataModule
 from flt3d.training.molecules import MoleculeRegression, QM9DataModule, report_unit
 from flt3d.training.optim import configure_optimizers, warmup_cosine
+from flt3d.training.pointcloud import PointCloudClassification, PointCloudDataModule
 from flt3d.training.run import Evaluation, Run, evaluate, load_module, prepare_fit
 from flt3d.training.tasks import TASKS, get_task, validate_config
 from flt3d.training.text import CharLanguageModel, PydocDataModule
@@ -46,6 +49,8 @@ __all__ = [
     "DigitsDataModule",
     "Evaluation",
     "MoleculeRegression",
+    "PointCloudClassification",
+    "PointCloudDataModule",
     "PydocDataModule",
     "QM9DataModule",
     "Run",

@@ -3,7 +3,8 @@
 A run configuration is a nested mapping with the sections
 
 ====================  ===========================================================================
-``task``              ``"qm9"``, ``"pydoc_lm"`` or ``"digits"`` (see :mod:`flt3d.training.tasks`)
+``task``              ``"qm9"``, ``"atoms"``, ``"pydoc_lm"``, ``"digits"`` or ``"pointcloud"``
+                      (see :mod:`flt3d.training.tasks`)
 ``seed``              seed of ``lightning.seed_everything``
 ``num_threads``       CPU threads of each training process (``torch.set_num_threads``);
                       ``null`` keeps PyTorch's default (one per core)
@@ -78,7 +79,7 @@ def shipped_configs() -> list[str]:
 
     Example:
         >>> shipped_configs()
-        ['digits', 'pydoc_lm', 'qm9']
+        ['atoms', 'digits', 'pointcloud', 'pydoc_lm', 'qm9']
     """
     folder = resources.files("flt3d").joinpath("configs")
     return sorted(

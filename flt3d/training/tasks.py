@@ -116,6 +116,24 @@ def _image_classifier():
     return ImageClassifier
 
 
+def _pointcloud_module():
+    from flt3d.training.pointcloud import PointCloudClassification
+
+    return PointCloudClassification
+
+
+def _pointcloud_datamodule():
+    from flt3d.training.pointcloud import PointCloudDataModule
+
+    return PointCloudDataModule
+
+
+def _pointcloud_classifier():
+    from flt3d.models.pointcloud import PointCloudClassifier
+
+    return PointCloudClassifier
+
+
 TASKS: dict[str, Task] = {
     "qm9": Task("qm9", _molecule_module, _qm9_datamodule, _fltnet),
     "pydoc_lm": Task(
@@ -132,6 +150,13 @@ TASKS: dict[str, Task] = {
         _atoms_datamodule,
         _fltnet,
         data_provided=frozenset({"elements", "target"}),
+    ),
+    "pointcloud": Task(
+        "pointcloud",
+        _pointcloud_module,
+        _pointcloud_datamodule,
+        _pointcloud_classifier,
+        data_provided=frozenset({"num_classes", "classes"}),
     ),
 }
 """Tasks by name."""

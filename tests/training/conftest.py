@@ -15,6 +15,9 @@ TINY_MODEL = {
                  "data.val_fraction=0.01"],
     "atoms": ["model.hidden_channels=8", "model.num_layers=1", "model.heads=2",
               "model.num_frequencies=4", "data.batch_size=4"],
+    "pointcloud": ["model.hidden_channels=8", "model.num_layers=1", "model.heads=2",
+                   "model.num_features=8", "model.num_frequencies=4", "data.num_points=32",
+                   "data.batch_size=8"],
 }  # fmt: skip
 
 TINY_TRAINER = [
@@ -41,7 +44,7 @@ def tiny(qm9_root):
     """Overrides that shrink a shipped config to a few CPU steps: ``tiny("qm9")``."""
 
     def overrides(task: str, *extra: str) -> list[str]:
-        data = [f"data.root={qm9_root}"] if task in ("qm9", "atoms") else []
+        data = [f"data.root={qm9_root}"] if task in ("qm9", "atoms", "pointcloud") else []
         return [*TINY_MODEL[task], *TINY_TRAINER, *data, *extra]
 
     return overrides

@@ -12,11 +12,11 @@ from flt3d.training.config import (
 from flt3d.training.tasks import TASKS, section_keys, validate_config
 
 
-def test_shipped_configs_are_the_four_examples():
-    assert shipped_configs() == ["atoms", "digits", "pydoc_lm", "qm9"]
+def test_shipped_configs_are_the_five_examples():
+    assert shipped_configs() == ["atoms", "digits", "pointcloud", "pydoc_lm", "qm9"]
 
 
-@pytest.mark.parametrize("name", ["qm9", "digits", "pydoc_lm", "atoms"])
+@pytest.mark.parametrize("name", shipped_configs())
 def test_every_shipped_config_validates(name):
     config = validate_config(load_config(name))
     assert config["task"] == name
@@ -33,7 +33,7 @@ def test_load_config_by_name_with_suffix_and_by_path(tmp_path):
 
 
 def test_load_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="'nope'.*shipped configs: atoms, digits, pydoc_lm, qm9"):
+    with pytest.raises(ConfigError, match="'nope'.*shipped configs: atoms, digits, pointcloud, pydoc_lm, qm9"):
         load_config("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [1, 2\n")

@@ -33,7 +33,9 @@ def test_every_shipped_config_trains_a_few_steps(name, tiny, tmp_path):
     for figure in ("rpe_profile.png", "rpe_spectrum.png"):  # every shipped model has an RPE
         assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert glob.glob(str(tmp_path / "tensorboard" / "version_0" / "events.out.tfevents.*"))
-    metric = {"qm9": "mae", "digits": "acc", "pydoc_lm": "bpc", "atoms": "force_mae"}[name]
+    metric = {
+        "qm9": "mae", "digits": "acc", "pydoc_lm": "bpc", "atoms": "force_mae", "pointcloud": "acc",
+    }[name]  # fmt: skip
     for evaluation in evaluations:
         assert metric in evaluation.metrics
         assert evaluation.lines and evaluation.lines[0].startswith(evaluation.split)

@@ -1,0 +1,301 @@
+r"""PointCloudClassifier: FLT blocks on the 3D coordinates of a point cloud, pooled, then an MLP.
+
+.. math::
+    h^{(0)}_i = W_\mathrm{in} x_i\ (\text{no bias; or a learned } c)\ (+\,W_p (r_i - \bar r)), \qquad
+    h^{(l+1)} = \mathrm{FLTBlock}_l(h^{(l)}, r, \mathrm{cloud}), \qquad
+    \mathrm{logits} = \mathrm{MLP}\big[\mathrm{mean}_i\,\mathrm{LN}(h^{(L)}_i) \,\Vert\,
+    \max_i\,\mathrm{LN}(h^{(L)}_i)\big]
+
+Points meet through the learned spectral RPE :math:`\hat f(r_i - r_j)` inside the attention
+(and, optionally, a spectral filter beside it), so geometry enters only through displacements:
+the logits are invariant to translations and to the order of the points, exactly, and with
+an isotropic spectrum, a ``cutoff`` (closed forms of the distance within it, the content
+kernel beyond) and no features that carry directions (``in_channels=0``), to rotations. Length scales are in the units of the coordinates:
+:class:`~flt3d.datasets.ModelNetFolder` puts every shape in the unit sphere (diameter 2), where
+the default ``length_scale=0.1`` lets the RPE start with decay lengths between 0.1 and about
+0.7 (the widths of an isotropic mixture spread over its heads) and learn longer ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import global_max_pool, global_mean_pool
+
+from flt3d.models._common import attention_spectrum, block_stack, check_dropout, check_positive
+from flt3d.nn.graph import center_pos, check_batch
+
+__all__ = ["POOLINGS", "PointCloudClassifier"]
+
+POOLINGS = ("mean", "max", "mean_max")
+"""How :class:`PointCloudClassifier` reduces its points to one vector per cloud."""
+
+
+def _class_names(classes: Sequence[str] | None, num_classes: int) -> list[str] | None:
+    if classes is None:
+        return None
+    if isinstance(classes, str) or not all(isinstance(name, str) for name in classes):
+        raise ValueError(f"classes must be a sequence of class names, got {classes!r}")
+    names = list(classes)
+    if len(names) != num_classes or len(set(names)) != len(names):
+        raise ValueError(
+            f"classes must be {num_classes} distinct names (num_classes), got {names!r}"
+        )
+    return names
+
+
+class PointCloudClassifier(nn.Module):
+    r"""Point-cloud classifier with FourierLearner attention over the points.
+
+    ``positional`` as in :class:`~flt3d.models.SequenceModel`: ``"rpe"`` (the 3D spectral RPE
+    of ``spectrum``), ``"absolute"`` (the centred coordinates embedded linearly and added to
+    the features, attention without RPE) or ``"none"`` (no positions: a bag of features).
+
+    Softmax attention averages, so points that all carry the same features stay identical
+    whatever the RPE: without features (``in_channels=0``) the model needs the spectral
+    filter (``spectral_filter=True``, an unnormalised sum that sees how many points lie
+    where) or ``positional="absolute"``.
+
+    Args:
+        num_classes: classes ``C``.
+        in_channels: features per point (default ``3``: the normals of
+            :class:`~flt3d.datasets.ModelNetFolder`); ``0``: none, every point starts from one
+            learned vector.
+        hidden_channels: feature width (default ``64``).
+        num_layers: FLT blocks (default ``3``).
+        heads: attention heads (default ``4``).
+        spectrum: spectral family of the RPE (default ``"isotropic_mixture"``: a function of
+            the distance only, for shapes in any orientation).
+        positional: ``"rpe"``, ``"absolute"`` or ``"none"`` (default ``"rpe"``).
+        attention: ``"linear"`` (default: O(P) per cloud of ``P`` points) or ``"exact"``
+            (O(P²)); switch later with :func:`flt3d.nn.set_attention`.
+        mask: ``"exp"`` or ``"mul"`` RPE (default ``"exp"``).
+        num_features: random features of the linear mode (default ``64``).
+        num_frequencies: RPE frequencies (default ``16``).
+        length_scale: shortest length the RPE resolves, in the coordinates' units (default
+            ``0.1``, for clouds in the unit sphere).
+        closed_form_rpe: exact mode applies the spectrum's closed form rather than its
+            ``num_frequencies`` estimate (default ``False``; see :class:`~flt3d.nn.FLTAttention`).
+        cutoff: make the RPE and the filters exact within this radius, on a neighbour list in
+            linear mode (default ``None``: one low-rank RPE over every pair; see
+            :class:`~flt3d.nn.FLTAttention`).
+        sampler: frequency sampler of the low-rank RPE (default ``"density"``: draws from the
+            learned density itself).
+        nodes: node layout of those draws (default ``"quadrature"``; see
+            :mod:`flt3d.nn.samplers`).
+        redraw: ``"train"`` (default: fresh random features and frequencies at every training
+            step, the stored draw in eval mode) or ``"never"``.
+        spectral_filter: add the spectral filter branch :math:`\sum_j f_c(r_i - r_j) u_j` to
+            every block (default ``False``; see :class:`~flt3d.nn.FLTConv`).
+        filter_spectrum: its spectral family (default ``None``: ``spectrum``).
+        pooling: ``"mean"``, ``"max"`` or ``"mean_max"`` (both, concatenated) (default
+            ``"mean_max"``).
+        dropout: dropout in the blocks and the classifier MLP (default ``0.0``).
+        mlp_ratio: MLP width of the blocks over ``hidden_channels`` (default ``2.0``).
+        classes: the class names, ``num_classes`` of them, kept in :attr:`config` so that a
+            saved model names its predictions (default ``None``).
+
+    Shapes:
+        - **input:** x ``[N, in_channels]`` (``None`` when ``in_channels=0``), pos ``[N, 3]``,
+          batch ``[N]`` (optional: one cloud).
+        - **output:** logits ``[G, num_classes]``.
+
+    Example:
+        >>> import torch
+        >>> model = PointCloudClassifier(10, hidden_channels=16, num_layers=1, heads=2)
+        >>> model
+        PointCloudClassifier(10, in_channels=3, hidden_channels=16, num_layers=1, positional='rpe', pooling='mean_max', attention='linear')
+        >>> pos, normal = torch.randn(64, 3), torch.randn(64, 3)
+        >>> batch = torch.arange(2).repeat_interleave(32)
+        >>> model(normal, pos, batch).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        in_channels: int = 3,
+        hidden_channels: int = 64,
+        num_layers: int = 3,
+        heads: int = 4,
+        spectrum: str | None = "isotropic_mixture",
+        positional: str = "rpe",
+        attention: str = "linear",
+        mask: str = "exp",
+        num_features: int = 64,
+        num_frequencies: int = 16,
+        length_scale: float = 0.1,
+        closed_form_rpe: bool = False,
+        cutoff: float | None = None,
+        sampler: str = "density",
+        nodes: str = "quadrature",
+        redraw: str = "train",
+        spectral_filter: bool = False,
+        filter_spectrum: str | None = None,
+        pooling: str = "mean_max",
+        dropout: float = 0.0,
+        mlp_ratio: float = 2.0,
+        classes: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive(
+            num_classes=num_classes,
+            hidden_channels=hidden_channels,
+            num_layers=num_layers,
+            heads=heads,
+        )
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 0:
+            raise ValueError(f"in_channels must be a non-negative integer, got {in_channels!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if in_channels == 0 and not spectral_filter and positional != "absolute":
+            raise ValueError(
+                "in_channels=0 needs spectral_filter=True or positional='absolute': attention "
+                "averages, so points that all start from the same vector stay identical"
+            )
+        dropout = check_dropout(dropout)
+        attention_rpe = attention_spectrum(positional, spectrum)
+        names = _class_names(classes, num_classes)
+        self.config = {
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "hidden_channels": hidden_channels,
+            "num_layers": num_layers,
+            "heads": heads,
+            "spectrum": spectrum,
+            "positional": positional,
+            "attention": attention,
+            "mask": mask,
+            "num_features": num_features,
+            "num_frequencies": num_frequencies,
+            "length_scale": float(length_scale),
+            "closed_form_rpe": bool(closed_form_rpe),
+            "cutoff": None if cutoff is None else float(cutoff),
+            "sampler": sampler,
+            "nodes": nodes,
+            "redraw": redraw,
+            "spectral_filter": bool(spectral_filter),
+            "filter_spectrum": filter_spectrum,
+            "pooling": pooling,
+            "dropout": dropout,
+            "mlp_ratio": float(mlp_ratio),
+            "classes": names,
+        }
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.num_layers = num_layers
+        self.positional = positional
+        self.pooling = pooling
+        self.classes = names
+        if in_channels:
+            # no bias: a vector every point shares passes unchanged through averaging attention
+            # and mean pooling, and at the start it drowns what the points' geometry adds
+            # (on the shapes sample, a bias kept the loss at ln 10 for the first 300 steps)
+            self.embedding = nn.Linear(in_channels, hidden_channels, bias=False)
+            self.constant = None
+        else:
+            self.embedding = None
+            self.constant = nn.Parameter(torch.empty(hidden_channels))
+        self.position_embedding = (
+            nn.Linear(3, hidden_channels, bias=False) if positional == "absolute" else None
+        )
+        self.blocks = block_stack(
+            hidden_channels,
+            num_layers,
+            heads=heads,
+            pos_dim=3,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention=attention,
+            spectrum=attention_rpe,
+            mask=mask,
+            num_features=num_features,
+            num_frequencies=num_frequencies,
+            length_scale=length_scale,
+            closed_form_rpe=closed_form_rpe,
+            cutoff=cutoff if attention_rpe is not None else None,
+            filter_cutoff=cutoff,
+            sampler=sampler,
+            nodes=nodes,
+            redraw=redraw,
+            spectral_filter=spectral_filter,
+            filter_spectrum=filter_spectrum or spectrum or "isotropic_mixture",
+        )
+        self.norm = nn.LayerNorm(hidden_channels)
+        pooled = hidden_channels * (2 if pooling == "mean_max" else 1)
+        self.classifier = nn.Sequential(
+            nn.Linear(pooled, hidden_channels),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_channels, num_classes),
+        )
+        self.reset_parameters()
+
+    @property
+    def attention(self) -> str:
+        """``"linear"`` or ``"exact"``, of the first block (see :func:`flt3d.nn.set_attention`)."""
+        return self.blocks[0].conv.attention
+
+    def reset_parameters(self) -> None:
+        """Reset the embeddings, blocks and classifier; redraw random features."""
+        if self.embedding is not None:
+            self.embedding.reset_parameters()
+        else:
+            nn.init.normal_(self.constant)
+        if self.position_embedding is not None:
+            self.position_embedding.reset_parameters()
+        for block in self.blocks:
+            block.reset_parameters()
+        self.norm.reset_parameters()
+        for layer in self.classifier:
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+
+    def embed(self, x: Tensor | None, pos: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+        """The features the first block reads, ``[N, hidden_channels]``."""
+        n = pos.shape[0]
+        if self.embedding is None:
+            if x is not None and (x.dim() != 2 or tuple(x.shape) != (n, 0)):
+                raise ValueError(
+                    f"x must be None or [N, 0] with in_channels=0, got {tuple(x.shape)}"
+                )
+            h = self.constant.expand(n, -1)
+        else:
+            if x is None or x.dim() != 2 or tuple(x.shape) != (n, self.in_channels):
+                shape = None if x is None else tuple(x.shape)
+                raise ValueError(
+                    f"x must be [N, {self.in_channels}] = [{n}, {self.in_channels}], got {shape}"
+                )
+            h = self.embedding(x)
+        if self.position_embedding is not None:
+            h = h + self.position_embedding(center_pos(pos, batch, num_graphs))
+        return h
+
+    def forward(self, x: Tensor | None, pos: Tensor, batch: Tensor | None = None) -> Tensor:
+        """Class logits; see the class docstring for shapes."""
+        if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.shape[1] != 3:
+            shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
+            raise ValueError(f"pos must be [N, 3], got {shape}")
+        batch, num_graphs = check_batch(batch, pos.shape[0], pos.device)
+        h = self.embed(x, pos, batch, num_graphs)
+        for block in self.blocks:
+            h = block(h, pos, batch)
+        h = self.norm(h)
+        pooled = []
+        if self.pooling in ("mean", "mean_max"):
+            pooled.append(global_mean_pool(h, batch, size=num_graphs))
+        if self.pooling in ("max", "mean_max"):
+            pooled.append(global_max_pool(h, batch, size=num_graphs))
+        return self.classifier(torch.cat(pooled, dim=-1))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.num_classes}, in_channels={self.in_channels}, "
+            f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, "
+            f"positional={self.positional!r}, pooling={self.pooling!r}, "
+            f"attention={self.attention!r})"
+        )
