@@ -53,6 +53,7 @@ def test_notebooks_match_build_script():
         "02_flt_layers_in_your_pyg_model",
         "03_what_the_rpe_learned",
         "04_sequences_and_images",
+        "05_point_clouds",
     ]
     for name in NAMES:
         nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)

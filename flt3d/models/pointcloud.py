@@ -292,6 +292,57 @@ class PointCloudClassifier(nn.Module):
             pooled.append(global_max_pool(h, batch, size=num_graphs))
         return self.classifier(torch.cat(pooled, dim=-1))
 
+    @torch.no_grad()
+    def attention_weights(self, x: Tensor | None, pos: Tensor, *, layer: int = 0) -> Tensor:
+        r"""The attention weights of block ``layer`` on one cloud, for plots and checks.
+
+        .. math::
+            a_{ij}^h = \frac{w_{ij}^h}{\sum_k w_{ik}^h}
+
+        with :math:`w^h` the unnormalised weights of head :math:`h` that
+        :meth:`FLTAttention.kernel <flt3d.nn.FLTAttention.kernel>` computes from the queries
+        and keys that block reads: exact in exact mode (the weights the attention applies),
+        their random-feature estimate with the stored draw in linear mode. ``a[i, :, h]`` is
+        how point ``i`` spreads its attention over the cloud. Dense, O(P²): for small clouds.
+        The blocks before ``layer`` run as in :meth:`forward`, in the model's current mode
+        (call ``eval()`` first for the stored draws); the spectral filter branch is not
+        attention and is left out.
+
+        Args:
+            x: features ``[P, in_channels]`` (``None`` when ``in_channels=0``).
+            pos: coordinates ``[P, 3]`` of the one cloud.
+            layer: the block (default ``0``, the first; negative counts from the last).
+
+        Returns:
+            ``[P, P, heads]``, rows summing to one over the second index.
+
+        Example:
+            >>> import torch
+            >>> model = PointCloudClassifier(3, hidden_channels=8, heads=2, attention="exact")
+            >>> a = model.attention_weights(torch.randn(10, 3), torch.randn(10, 3))
+            >>> a.shape, bool(torch.allclose(a.sum(1), torch.ones(10, 2)))
+            (torch.Size([10, 10, 2]), True)
+        """
+        if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.shape[1] != 3:
+            shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
+            raise ValueError(f"pos must be [P, 3], got {shape}")
+        if isinstance(layer, bool) or not isinstance(layer, int):
+            raise ValueError(f"layer must be an integer, got {layer!r}")
+        if not -self.num_layers <= layer < self.num_layers:
+            raise ValueError(
+                f"layer must be in [-{self.num_layers}, {self.num_layers}), got {layer}"
+            )
+        layer %= self.num_layers
+        batch, num_graphs = check_batch(None, pos.shape[0], pos.device)
+        h = self.embed(x, pos, batch, num_graphs)
+        for block in self.blocks[:layer]:
+            h = block(h, pos, batch)
+        block = self.blocks[layer]
+        conv = block.conv
+        qkv = conv.qkv(block.norm1(h)).view(pos.shape[0], -1, conv.heads, conv.head_channels)
+        w = conv.attn.kernel(qkv[:, 0], qkv[:, 1], pos.to(h.dtype))
+        return w / w.sum(dim=1, keepdim=True)
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.num_classes}, in_channels={self.in_channels}, "

@@ -204,3 +204,45 @@ def test_training_tells_spheres_from_cubes():
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.5 * losses[0]  # fresh random features every step: noisy
     assert torch.equal(model.eval()(x, pos, batch).argmax(-1), y)
+
+
+@pytest.mark.parametrize("layer", [0, 1, -1])
+@pytest.mark.parametrize("positional", ["rpe", "none"])
+def test_attention_weights_are_what_exact_attention_applies(layer, positional):
+    model = tiny(attention="exact", positional=positional)
+    x, pos, batch = clouds()
+    x, pos = x[batch == 1], pos[batch == 1]
+    attn = model.blocks[layer].conv.attn
+    seen = {}
+    hook = attn.register_forward_hook(lambda m, args, out: seen.update(v=args[2], out=out))
+    with torch.no_grad():
+        model(x, pos)
+    hook.remove()
+    weights = model.attention_weights(x, pos, layer=layer)
+    assert weights.shape == (pos.shape[0], pos.shape[0], 2)
+    assert torch.allclose(weights.sum(1), torch.ones(pos.shape[0], 2), atol=1e-5)
+    expected = torch.einsum("ijh,jhd->ihd", weights, seen["v"])
+    assert torch.allclose(expected, seen["out"], atol=1e-5)
+
+
+def test_attention_weights_in_linear_mode_estimate_the_exact_ones():
+    model = tiny(attention="exact", num_features=4096)
+    x, pos, batch = clouds()
+    x, pos = x[batch == 0], pos[batch == 0]
+    exact = model.attention_weights(x, pos)
+    linear = set_attention(model, "linear").attention_weights(x, pos)
+    assert bool((linear >= 0).all())
+    assert torch.allclose(linear.sum(1), torch.ones(pos.shape[0], 2), atol=1e-5)
+    assert (linear - exact).abs().max() < 0.25 * exact.max()  # 8 features: 1.2 x max
+    assert not torch.allclose(linear, exact, atol=1e-6)  # an estimate, not the exact weights
+
+
+def test_attention_weights_check_their_arguments():
+    model = tiny()
+    x, pos, _ = clouds()
+    with pytest.raises(ValueError, match=r"layer must be in \[-2, 2\)"):
+        model.attention_weights(x, pos, layer=2)
+    with pytest.raises(ValueError, match="layer must be an integer"):
+        model.attention_weights(x, pos, layer=True)
+    with pytest.raises(ValueError, match=r"pos must be \[P, 3\]"):
+        model.attention_weights(x, pos[:, :2])
