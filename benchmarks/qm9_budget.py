@@ -380,8 +380,8 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_data_arguments(parser: argparse.ArgumentParser, *, quick: str) -> None:
+    """The options both QM9 benchmarks share: data, sizes, targets, ``--quick`` (help ``quick``)."""
     parser.add_argument(
         "--root",
         default=os.environ.get("FLT3D_QM9_ROOT", "~/.cache/flt3d/qm9"),
@@ -395,7 +395,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="tiny smoke run (sample, small models, 1 CPU s per run, one process)",
+        help=quick,
     )
     parser.add_argument(
         "--validation",
@@ -405,6 +405,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-size", type=int, default=10_000)
     parser.add_argument("--test-size", type=int, default=2_000)
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_arguments(
+        parser, quick="tiny smoke run (sample, small models, 1 CPU s per run, one process)"
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument(
         "--budget-seconds",

@@ -98,6 +98,7 @@ from _common import (  # noqa: E402
 )
 from qm9_budget import (  # noqa: E402
     TARGETS,
+    add_data_arguments,
     composition_mae,
     load_splits,
     run_jobs,
@@ -656,29 +657,10 @@ def available_models(names: list[str], explicit: bool) -> tuple[list[str], dict[
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--root",
-        default=os.environ.get("FLT3D_QM9_ROOT", "~/.cache/flt3d/qm9"),
-        help="cache folder of the processed dataset",
+    add_data_arguments(
+        parser,
+        quick="smoke run (< 60 s): sample, small models, budgets of 0.5 and 1 CPU s, one process",
     )
-    parser.add_argument(
-        "--sample",
-        action="store_true",
-        help="use the shipped 4,000-molecule sample instead of the full QM9",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run (< 60 s): sample, small models, budgets of 0.5 and 1 CPU s, one process",
-    )
-    parser.add_argument(
-        "--validation",
-        action="store_true",
-        help="evaluate on the standard split's validation part (for tuning)",
-    )
-    parser.add_argument("--train-size", type=int, default=10_000)
-    parser.add_argument("--test-size", type=int, default=2_000)
-    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--models", nargs="+", default=None, choices=MODELS)
     parser.add_argument(
         "--budget-seconds",
