@@ -102,10 +102,22 @@ def test_predict_prints_class_and_probability(trained, tmp_path, capsys):
     assert code == 0, err
     lines = out.splitlines()
     assert len(lines) == 3
-    for path, line in zip(files, lines):
+    # what the printed lines must say: the model's own most likely class and its probability
+    from flt3d.datasets.pointclouds import read_point_cloud
+    from flt3d.training.run import load_module
+
+    _, module, entry = load_module(checkpoint)
+    data = entry["data"]
+    clouds = [
+        read_point_cloud(p, num_points=data["num_points"], seed=data["seed"], normalize=True)
+        for p in files
+    ]
+    best, index = module.predict_clouds(clouds).max(dim=-1)
+    for path, line, p, k in zip(files, lines, best.tolist(), index.tolist()):
         match = re.fullmatch(rf"{re.escape(str(path))}\t(box|cone|sphere) \(p = (\d\.\d\d)\)", line)
         assert match, line
-        assert 1 / 3 - 0.005 <= float(match.group(2)) <= 1  # the most likely of three classes
+        assert match.group(1) == module.classes[k]
+        assert float(match.group(2)) == pytest.approx(p, abs=0.005)
     # the same preprocessing every time: the same answer
     assert run(argv, capsys)[1] == out
 
