@@ -63,6 +63,14 @@ Quick smoke run (< 60 s), a run on the shipped sample, and tuning on the validat
     python benchmarks/qm9_peers.py --quick
     python benchmarks/qm9_peers.py --sample --budget-seconds 60
     python benchmarks/qm9_peers.py --validation --models visnet --lr-visnet 1e-3
+
+Tuning is the same for every model: a learning-rate sweep on the validation part, each
+model's own lr times each of ``--lr-factors``; the run records each model's best lr
+(``best_lr``), and ``--lrs-from`` takes them into a later run::
+
+    python benchmarks/qm9_peers.py --validation --targets gap --budget-seconds 150 \
+        --lr-factors 0.5 1 2 --json benchmarks/results/qm9_peers_tuning.json
+    python benchmarks/qm9_peers.py --lrs-from benchmarks/results/qm9_peers_tuning.json
 """
 
 from __future__ import annotations
@@ -563,7 +571,7 @@ def run_one(job: dict) -> dict:
     torch.manual_seed(args.seed)
     column, unit, factor = TARGETS[target]
     model = build_model(name, target, stats, args)
-    lr = getattr(args, f"lr_{name}")
+    lr = job.get("lr", getattr(args, f"lr_{name}"))
     wall = time.perf_counter()
     log, mae = train_and_evaluate(
         model,
@@ -678,6 +686,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lr-dimenet", type=float, default=1e-3)
     parser.add_argument("--lr-visnet", type=float, default=5e-4)
     parser.add_argument("--lr-painn", type=float, default=5e-4)
+    parser.add_argument(
+        "--lr-factors",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="run every model at its lr times each factor (a sweep; use with --validation)",
+    )
+    parser.add_argument(
+        "--lrs-from",
+        default=None,
+        help="JSON of an earlier run whose best_lr entry sets each model's lr",
+    )
     parser.add_argument("--cutoff", type=float, default=5.0, help="peers' radius (Å)")
     parser.add_argument("--schnet-hidden", type=int, default=128)
     parser.add_argument("--schnet-layers", type=int, default=6)
@@ -714,7 +734,54 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.visnet_hidden, args.visnet_layers = 32, 2
         args.painn_hidden, args.painn_layers = 32, 2
     args.budget_seconds = sorted(set(args.budget_seconds))
+    if any(not (f > 0 and math.isfinite(f)) for f in args.lr_factors):
+        parser.error(f"--lr-factors must be positive numbers, got {args.lr_factors}")
+    args.lr_factors = sorted(set(args.lr_factors))
+    if args.lrs_from is not None:
+        try:
+            tuned = lrs_from(args.lrs_from)
+        except ValueError as error:
+            parser.error(str(error))
+        for name, lr in tuned.items():
+            setattr(args, f"lr_{name}", lr)
     return args
+
+
+def lrs_from(path: str) -> dict[str, float]:
+    """The ``best_lr`` entry of an earlier run's JSON: ``{model: lr}``."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            best = json.load(handle)["best_lr"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"--lrs-from {path}: expected the JSON of a qm9_peers run with a 'best_lr' "
+            f"entry ({type(error).__name__}: {error})"
+        ) from None
+    unknown = sorted(set(best) - set(MODELS))
+    if unknown or not all(isinstance(v, (int, float)) and v > 0 for v in best.values()):
+        raise ValueError(
+            f"--lrs-from {path}: 'best_lr' must map models ({', '.join(MODELS)}) to positive "
+            f"learning rates, got {best!r}"
+        )
+    return {name: float(lr) for name, lr in best.items()}
+
+
+def best_lrs(rows: list[dict]) -> dict[str, float]:
+    """Each model's lr with the lowest mean of MAE / best MAE of its target and budget."""
+    best_case: dict[tuple, float] = {}
+    for r in rows:
+        key = (r["target"], r["budget_seconds"])
+        best_case[key] = min(best_case.get(key, math.inf), r["test_mae"])
+    scores: dict[str, dict[float, list[float]]] = {}
+    for r in rows:
+        relative = r["test_mae"] / best_case[(r["target"], r["budget_seconds"])]
+        scores.setdefault(r["model"], {}).setdefault(r["lr"], []).append(relative)
+    return {
+        model: min(by_lr, key=lambda lr: sum(by_lr[lr]) / len(by_lr[lr]))
+        for model, by_lr in scores.items()
+    }
 
 
 def main(argv=None) -> dict:
@@ -737,27 +804,37 @@ def main(argv=None) -> dict:
         baseline[target] = composition_mae(test, TARGETS[target][0], stats) * TARGETS[target][2]
         for budget in args.budget_seconds:
             for name in models:
-                jobs.append(
-                    {
-                        "args": args,
-                        "model": name,
-                        "target": target,
-                        "budget": budget,
-                        "train": train,
-                        "test": test,
-                        "stats": stats,
-                        "scale": scale,
-                    }
-                )
+                for factor in args.lr_factors:
+                    jobs.append(
+                        {
+                            "args": args,
+                            "model": name,
+                            "target": target,
+                            "budget": budget,
+                            "lr": getattr(args, f"lr_{name}") * factor,
+                            "train": train,
+                            "test": test,
+                            "stats": stats,
+                            "scale": scale,
+                        }
+                    )
     # the longest runs first, so that the processes finish together
     jobs.sort(key=lambda job: -job["budget"])
     rows = run_jobs(jobs, args.processes, worker=run_one)
 
     def order(r):
-        return (args.targets.index(r["target"]), r["budget_seconds"], MODELS.index(r["model"]))
+        return (
+            args.targets.index(r["target"]),
+            r["budget_seconds"],
+            MODELS.index(r["model"]),
+            r["lr"],
+        )
 
     rows.sort(key=order)
-    summary = goals(rows)
+    best_lr = best_lrs(rows)
+    # with a sweep, each model competes at its best lr
+    chosen = [r for r in rows if r["lr"] == best_lr[r["model"]]]
+    summary = goals(chosen)
     best = {(c["target"], c["budget_seconds"]): c["best_peer_mae"] for c in summary["per_case"]}
     for r in rows:
         peer = best.get((r["target"], r["budget_seconds"]))
@@ -767,10 +844,11 @@ def main(argv=None) -> dict:
         "budget s",
         "model",
         "params",
+        "lr",
         "steps",
         "epochs",
         "CPU s",
-        "test MAE",
+        f"{part} MAE",
         "unit",
         "/ best peer",
     ]
@@ -782,6 +860,7 @@ def main(argv=None) -> dict:
                 r["budget_seconds"],
                 r["label"],
                 r["parameters"],
+                f"{r['lr']:.3g}",
                 r["train_steps"],
                 r["epochs"],
                 r["cpu_seconds"],
@@ -818,6 +897,7 @@ def main(argv=None) -> dict:
         "environment": environment(args.threads),
         "rows": rows,
         "statistics_only_mae": baseline,
+        "best_lr": best_lr,
         "goals": summary,
         "goal_lines": [line],
         "table": table,

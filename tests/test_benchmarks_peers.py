@@ -264,6 +264,37 @@ def test_goals_met_and_not_met():
     assert peers.goals([])["goal_met"] is False
 
 
+def test_best_lrs_picks_the_lowest_relative_error_over_cases():
+    rows = [
+        {**_row("gap", 150.0, "flt", 0.20), "lr": 1e-3},
+        {**_row("gap", 150.0, "flt", 0.18), "lr": 2e-3},
+        {**_row("U0", 150.0, "flt", 50.0), "lr": 1e-3},
+        {**_row("U0", 150.0, "flt", 60.0), "lr": 2e-3},
+        {**_row("gap", 150.0, "painn", 0.30), "lr": 5e-4},
+        {**_row("gap", 150.0, "painn", 0.25), "lr": 2.5e-4},
+    ]
+    # flt: 1e-3 scores (0.20/0.18 + 1) / 2 = 1.056; 2e-3 scores (1 + 60/50) / 2 = 1.1
+    assert peers.best_lrs(rows) == {"flt": 1e-3, "painn": 2.5e-4}
+
+
+def test_lrs_from_reads_best_lr_and_rejects_bad_files(tmp_path):
+    good = tmp_path / "tuning.json"
+    good.write_text(json.dumps({"best_lr": {"flt": 0.002, "visnet": 0.00025}}))
+    args = peers.parse_args(["--lrs-from", str(good)])
+    assert args.lr_flt == 0.002 and args.lr_visnet == 0.00025
+    assert args.lr_schnet == 1e-3  # models the file does not name keep their own lr
+    for text in ["{}", "not json", json.dumps({"best_lr": {"gpt": 1e-3}}),
+                 json.dumps({"best_lr": {"flt": -1}})]:  # fmt: skip
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match="bad.json"):
+            peers.lrs_from(str(bad))
+    with pytest.raises(SystemExit):
+        peers.parse_args(["--lrs-from", str(tmp_path / "missing.json")])
+    with pytest.raises(SystemExit):
+        peers.parse_args(["--lr-factors", "0"])
+
+
 def test_quick_run(tmp_path):
     out = tmp_path / "peers.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
