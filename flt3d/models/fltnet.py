@@ -185,7 +185,10 @@ class FLTNet(nn.Module):
         mlp_ratio: MLP width of the blocks over ``hidden_channels`` (default ``2.0``).
 
     Shapes:
-        - **input:** z ``[N]`` long, pos ``[N, 3]`` (Å), batch ``[N]`` (optional).
+        - **input:** z ``[N]`` long, pos ``[N, 3]`` (Å), batch ``[N]`` (optional),
+          ``num_graphs`` ``G`` (optional, as PyG's ``Batch.num_graphs``; default
+          ``batch.max() + 1``). A graph no atom belongs to gets the head's empty value: 0 for
+          energies and dipoles, the target's mean for intensive properties.
         - **output:** ``[G, out_channels]``.
 
     Example:
@@ -478,10 +481,11 @@ class FLTNet(nn.Module):
         *,
         cell: Tensor | None = None,
         pbc: Tensor | bool | None = None,
+        num_graphs: int | None = None,
     ) -> Tensor:
         """Predict per molecule (or periodic structure, with ``cell``; see
         :meth:`representation`); see the class docstring for shapes."""
-        batch, num_graphs = check_batch(batch, z.shape[0], z.device)
+        batch, num_graphs = check_batch(batch, z.shape[0], z.device, num_graphs)
         h = self.representation(z, pos, batch, cell=cell, pbc=pbc)
         y = self.head(h, z, pos.to(h.dtype), batch, num_graphs=num_graphs)
         if self.charges is not None:
@@ -554,6 +558,7 @@ class FLTNet(nn.Module):
         pbc: Tensor | bool | None = None,
         stress: bool = False,
         create_graph: bool | None = None,
+        num_graphs: int | None = None,
     ) -> tuple[Tensor, ...]:
         r"""Energies and the forces :math:`F = -\partial E / \partial r`, by autograd.
 
@@ -573,6 +578,7 @@ class FLTNet(nn.Module):
                 of positions and cell; needs a cell.
             create_graph: keep the graph of the forces, so a loss on them can be
                 differentiated (default: in training mode).
+            num_graphs: ``G`` (default ``batch.max() + 1``; see the class shapes).
 
         Returns:
             ``(energy [G, 1], forces [N, 3])``, and ``stress [G, 3, 3]`` with ``stress``;
@@ -599,7 +605,7 @@ class FLTNet(nn.Module):
             raise ValueError("stress needs a periodic cell (cell=...)")
         if not pos.requires_grad:
             pos = pos.detach().requires_grad_(True)
-        batch, num_graphs = check_batch(batch, z.shape[0], z.device)
+        batch, num_graphs = check_batch(batch, z.shape[0], z.device, num_graphs)
         # a loss on forces differentiates the backward pass: plain pair sums then
         plain = differentiable_pair_sums() if create_graph else contextlib.nullcontext()
         with torch.enable_grad(), plain:
@@ -612,7 +618,9 @@ class FLTNet(nn.Module):
                 strained_pos = torch.einsum("nd,nde->ne", pos, deform[batch])
                 strained_cell = cells @ deform
                 inputs.append(strain)
-            energy = self(z, strained_pos, batch, cell=strained_cell, pbc=pbc)
+            energy = self(
+                z, strained_pos, batch, cell=strained_cell, pbc=pbc, num_graphs=num_graphs
+            )
             grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
         if not create_graph:
             energy = energy.detach()

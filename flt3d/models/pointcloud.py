@@ -99,7 +99,9 @@ class PointCloudClassifier(nn.Module):
 
     Shapes:
         - **input:** x ``[N, in_channels]`` (``None`` when ``in_channels=0``), pos ``[N, 3]``,
-          batch ``[N]`` (optional: one cloud).
+          batch ``[N]`` (optional: one cloud), ``num_graphs`` (optional, as PyG's
+          ``Batch.num_graphs``). Zero clouds give ``[0, num_classes]``; a cloud without points
+          is a ``ValueError``.
         - **output:** logits ``[G, num_classes]``.
 
     Example:
@@ -275,12 +277,26 @@ class PointCloudClassifier(nn.Module):
             h = h + self.position_embedding(center_pos(pos, batch, num_graphs))
         return h
 
-    def forward(self, x: Tensor | None, pos: Tensor, batch: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor | None,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        *,
+        num_graphs: int | None = None,
+    ) -> Tensor:
         """Class logits; see the class docstring for shapes."""
         if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.shape[1] != 3:
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
             raise ValueError(f"pos must be [N, 3], got {shape}")
-        batch, num_graphs = check_batch(batch, pos.shape[0], pos.device)
+        batch, num_graphs = check_batch(batch, pos.shape[0], pos.device, num_graphs)
+        counts = torch.bincount(batch, minlength=num_graphs)
+        if num_graphs and not bool(counts.all()):
+            empty = torch.nonzero(counts == 0).flatten().tolist()
+            raise ValueError(
+                f"clouds {empty[:10]} have no points: a class needs at least one point "
+                f"(batch ids and num_graphs={num_graphs})"
+            )
         h = self.embed(x, pos, batch, num_graphs)
         for block in self.blocks:
             h = block(h, pos, batch)

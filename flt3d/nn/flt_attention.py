@@ -19,6 +19,7 @@ from flt3d.nn.densities import make_spectrum
 from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs, small_graphs
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
+from flt3d.nn.precision import full_precision
 from flt3d.nn.random_features import (
     feature_exponents,
     graph_optimal_a,
@@ -351,6 +352,7 @@ class FLTAttention(nn.Module):
         """The ``mul`` mask's shift :math:`c = (1 + 10^{-3}) A`, per head, ``[H]``."""
         return (1 + MUL_FLOOR) * self.spectrum.mass(frequencies)
 
+    @full_precision
     def forward(
         self,
         q: Tensor,
@@ -623,6 +625,7 @@ class FLTAttention(nn.Module):
         )[real]
         return torch.empty_like(out).index_copy_(0, perm, out)
 
+    @full_precision
     def kernel(self, q: Tensor, k: Tensor, pos: Tensor) -> Tensor:
         r"""The unnormalised attention weights :math:`w_{ij}` of one graph, ``[N, N, H]``.
 

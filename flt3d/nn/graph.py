@@ -13,18 +13,34 @@ __all__ = ["center_pos", "graph_pairs", "check_batch", "distance", "small_graphs
 DENSE_LIMIT = 64
 
 
-def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> tuple[Tensor, int]:
+def check_batch(
+    batch: Tensor | None,
+    num_nodes: int,
+    device: torch.device,
+    num_graphs: int | None = None,
+) -> tuple[Tensor, int]:
     """Validate a PyG ``batch`` vector (or make one for a single graph).
+
+    Graph ids need not be sorted or contiguous: a graph whose id no node holds is a graph
+    with no nodes (``num_graphs`` counts it; pooled outputs give it their empty value).
 
     Args:
         batch: graph id per node, ``[N]`` long, or ``None`` for one graph.
         num_nodes: ``N``.
         device: device of the returned default.
+        num_graphs: ``G``, as PyG's ``Batch.num_graphs`` (default ``batch.max() + 1``, ``0``
+            without nodes); ids must lie in ``[0, G)``.
 
     Returns:
         ``(batch, num_graphs)``.
     """
+    if num_graphs is not None and (
+        isinstance(num_graphs, bool) or not isinstance(num_graphs, int) or num_graphs < 0
+    ):
+        raise ValueError(f"num_graphs must be a non-negative integer, got {num_graphs!r}")
     if batch is None:
+        if num_graphs is not None and num_graphs != 1:
+            raise ValueError(f"batch=None is one graph, got num_graphs={num_graphs}")
         return torch.zeros(num_nodes, dtype=torch.long, device=device), 1
     if not isinstance(batch, Tensor):
         raise ValueError(f"batch must be a tensor of graph ids, got {type(batch).__name__}")
@@ -33,10 +49,15 @@ def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> t
     if batch.dim() != 1 or batch.numel() != num_nodes:
         raise ValueError(f"batch must be [N] = [{num_nodes}], got {tuple(batch.shape)}")
     if num_nodes == 0:
-        return batch, 0
-    if int(batch.min()) < 0:
+        return batch, 0 if num_graphs is None else num_graphs
+    low, high = torch.stack(torch.aminmax(batch)).tolist()  # one host sync
+    if low < 0:
         raise ValueError("batch must hold non-negative graph ids")
-    return batch, int(batch.max()) + 1
+    if num_graphs is None:
+        return batch, high + 1
+    if high >= num_graphs:
+        raise ValueError(f"batch holds graph id {high}, but num_graphs={num_graphs}")
+    return batch, num_graphs
 
 
 def center_pos(pos: Tensor, batch: Tensor, num_graphs: int) -> Tensor:

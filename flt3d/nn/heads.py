@@ -244,8 +244,7 @@ class AtomwiseHead(nn.Module, ABC):
             raise ValueError(f"pos must be [N, 3] = [{n}, 3], got {tuple(pos.shape)}")
         if n and (int(z.min()) < 0 or int(z.max()) > MAX_Z):
             raise ValueError(f"z must hold atomic numbers in [0, {MAX_Z}]")
-        batch, found = check_batch(batch, n, h.device)
-        num_graphs = found if num_graphs is None else num_graphs
+        batch, num_graphs = check_batch(batch, n, h.device, num_graphs)
         s = self.atomwise(h, z)
         return self.reduce(s, z, pos.to(s.dtype), batch, num_graphs)
 
@@ -345,11 +344,14 @@ class IntensiveHead(AtomwiseHead):
         \;\Big(+ \frac{1}{|G|}\sum_{i\in G} a_{z_i}\Big)
 
     :math:`\mu, \sigma` are the target's mean and std (see :meth:`fit_statistics`); the
-    references are zero unless set. Arguments as :class:`AtomwiseHead`.
+    references are zero unless set. A graph without atoms gets :math:`\mu`, what the
+    statistics predict without information. Arguments as :class:`AtomwiseHead`.
     """
 
     def reduce(self, s: Tensor, z: Tensor, pos: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
-        return scatter(s, batch, dim=0, dim_size=num_graphs, reduce="mean")
+        counts = torch.bincount(batch, minlength=num_graphs).unsqueeze(-1)
+        mean = scatter(s, batch, dim=0, dim_size=num_graphs, reduce="sum") / counts.clamp_min(1)
+        return torch.where(counts > 0, mean, self.mean.to(mean.dtype))
 
     @torch.no_grad()
     def fit_statistics(

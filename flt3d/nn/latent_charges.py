@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from flt3d.nn.graph import center_pos, check_batch
 from flt3d.nn.pairs import pair_sum
+from flt3d.nn.precision import full_precision
 from flt3d.nn.spectral_filter import SpectralFilter
 
 __all__ = ["LatentCharges", "COULOMB_EV_A", "structure_factor_energy"]
@@ -166,12 +167,12 @@ class LatentCharges(nn.Module):
         """The latent charges ``[N, C]`` of representations ``h [N, in_channels]``."""
         return self.charges(h)
 
+    @full_precision
     def forward(
         self, h: Tensor, pos: Tensor, batch: Tensor | None = None, *, num_graphs: int | None = None
     ) -> Tensor:
         """Energy per structure; see the class docstring for shapes."""
-        batch, counted = check_batch(batch, h.shape[0], h.device)
-        num_graphs = counted if num_graphs is None else num_graphs
+        batch, num_graphs = check_batch(batch, h.shape[0], h.device, num_graphs)
         q = self.charges(h)
         if self.kernel.attention == "linear":
             pos = center_pos(pos.to(q.dtype), batch, num_graphs)

@@ -25,6 +25,7 @@ from flt3d.nn.flt_attention import ATTENTIONS, REDRAWS
 from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs, small_graphs
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_sum
+from flt3d.nn.precision import full_precision
 
 __all__ = ["SpectralFilter"]
 
@@ -155,6 +156,7 @@ class SpectralFilter(nn.Module):
             return self.spectrum.limit(delta)
         return self.spectrum(delta, frequencies)
 
+    @full_precision
     def forward(
         self,
         v: Tensor,
