@@ -31,7 +31,7 @@ from torch.utils.checkpoint import checkpoint
 from flt3d.datasets.elements import SYMBOLS, atomic_number, element_symbol
 from flt3d.datasets.qm9 import TARGETS, target_index
 from flt3d.models._common import block_stack, check_dropout, check_positive
-from flt3d.nn.graph import check_batch, small_graphs
+from flt3d.nn.graph import check_batch, check_finite, small_graphs
 from flt3d.nn.heads import (
     HEADS,
     MAX_Z,
@@ -422,6 +422,7 @@ class FLTNet(nn.Module):
         *,
         cell: Tensor | None = None,
         pbc: Tensor | bool | None = None,
+        num_graphs: int | None = None,
     ) -> Tensor:
         """Per-atom features after the blocks and the final norm, ``[N, hidden_channels]``.
 
@@ -433,10 +434,14 @@ class FLTNet(nn.Module):
         if not isinstance(pos, Tensor) or pos.shape != (z.shape[0], 3):
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
             raise ValueError(f"pos must be [N, 3] = [{z.shape[0]}, 3], got {shape}")
-        pos = pos.to(h.dtype)
+        check_finite(pos)
+        batch, num_graphs = check_batch(batch, z.shape[0], z.device, num_graphs)
+        return self._blocks(h, pos.to(h.dtype), batch, num_graphs, cell, pbc)
+
+    def _blocks(self, h, pos, batch, num_graphs, cell, pbc) -> Tensor:
+        # the blocks and the final norm, on checked inputs
         neighbors, order = None, None
         cutoff = self.cutoff
-        batch, num_graphs = check_batch(batch, z.shape[0], z.device)
         if cell is not None:
             if not self.local:
                 raise ValueError(
@@ -459,12 +464,14 @@ class FLTNet(nn.Module):
             order = spatial_order(pos, batch, cell_size=cutoff)
             h, pos, batch = h[order], pos[order], batch[order]
             neighbors = neighbor_list(pos, batch, cutoff=cutoff, self_loops=True)
-        recompute = torch.is_grad_enabled() and z.shape[0] > RECOMPUTE_ATOMS
+        recompute = torch.is_grad_enabled() and h.shape[0] > RECOMPUTE_ATOMS
+        # checked once above for every block and branch
+        checked = {"neighbors": neighbors, "num_graphs": num_graphs, "validate": False}
         for block in self.blocks:
             if recompute:  # large systems: keep each block's input only, recompute the rest
-                h = checkpoint(block, h, pos, batch, use_reentrant=False, neighbors=neighbors)
+                h = checkpoint(block, h, pos, batch, use_reentrant=False, **checked)
             else:
-                h = block(h, pos, batch, neighbors=neighbors)
+                h = block(h, pos, batch, **checked)
         h = self.norm(h)
         return h if order is None else h[torch.argsort(order)]
 
@@ -485,11 +492,18 @@ class FLTNet(nn.Module):
     ) -> Tensor:
         """Predict per molecule (or periodic structure, with ``cell``; see
         :meth:`representation`); see the class docstring for shapes."""
+        h = self.embed(z)  # checks the elements
+        if not isinstance(pos, Tensor) or pos.shape != (z.shape[0], 3):
+            shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
+            raise ValueError(f"pos must be [N, 3] = [{z.shape[0]}, 3], got {shape}")
+        check_finite(pos)
         batch, num_graphs = check_batch(batch, z.shape[0], z.device, num_graphs)
-        h = self.representation(z, pos, batch, cell=cell, pbc=pbc)
-        y = self.head(h, z, pos.to(h.dtype), batch, num_graphs=num_graphs)
+        pos = pos.to(h.dtype)
+        h = self._blocks(h, pos, batch, num_graphs, cell, pbc)
+        # the head's own checks (shapes, elements, graph ids) were made above
+        y = self.head.reduce(self.head.atomwise(h, z), z, pos, batch, num_graphs)
         if self.charges is not None:
-            y = y + self.charges(h, pos.to(h.dtype), batch, num_graphs=num_graphs)
+            y = y + self.charges(h, pos, batch, num_graphs=num_graphs)
         return y
 
     @torch.no_grad()

@@ -170,8 +170,8 @@ class ImageClassifier(nn.Module):
         x, pos, batch = self.patch_embedding(images)
         if self.position_embedding is not None:
             x = x + self.position_embedding.weight.repeat(images.shape[0], 1)
-        for block in self.blocks:
-            x = block(x, pos, batch)
+        for block in self.blocks:  # grid coordinates and graph ids: nothing to check
+            x = block(x, pos, batch, num_graphs=images.shape[0], validate=False)
         x = global_mean_pool(self.norm(x), batch, size=images.shape[0])
         return self.classifier(self.dropout(x))
 

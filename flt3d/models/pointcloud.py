@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import global_max_pool, global_mean_pool
 
 from flt3d.models._common import attention_spectrum, block_stack, check_dropout, check_positive
-from flt3d.nn.graph import center_pos, check_batch
+from flt3d.nn.graph import center_pos, check_batch, check_finite
 
 __all__ = ["POOLINGS", "PointCloudClassifier"]
 
@@ -297,9 +297,10 @@ class PointCloudClassifier(nn.Module):
                 f"clouds {empty[:10]} have no points: a class needs at least one point "
                 f"(batch ids and num_graphs={num_graphs})"
             )
+        check_finite(pos)
         h = self.embed(x, pos, batch, num_graphs)
-        for block in self.blocks:
-            h = block(h, pos, batch)
+        for block in self.blocks:  # inputs checked above, once for every block
+            h = block(h, pos, batch, num_graphs=num_graphs, validate=False)
         h = self.norm(h)
         pooled = []
         if self.pooling in ("mean", "mean_max"):

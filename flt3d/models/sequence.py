@@ -169,8 +169,8 @@ class SequenceModel(nn.Module):
             x = x + self.position_embedding.weight[:length]
         x = self.dropout(x).reshape(b * length, self.hidden_channels)
         pos, batch = sequence_grid(b, length, device=x.device, dtype=x.dtype)
-        for block in self.blocks:
-            x = block(x, pos, batch)
+        for block in self.blocks:  # grid coordinates and graph ids: nothing to check
+            x = block(x, pos, batch, num_graphs=b, validate=False)
         return self.out(self.norm(x)).view(b, length, self.vocab_size)
 
     def __repr__(self) -> str:

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from flt3d.nn.flt_attention import FLTAttention
-from flt3d.nn.graph import check_batch, small_graphs
+from flt3d.nn.graph import check_batch, check_finite, small_graphs
 from flt3d.nn.neighbors import Neighbors, neighbor_list
 from flt3d.nn.spectral_filter import SpectralFilter
 
@@ -184,22 +184,35 @@ class FLTConv(nn.Module):
         batch: Tensor | None = None,
         *,
         neighbors: Neighbors | None = None,
+        num_graphs: int | None = None,
+        validate: bool = True,
     ) -> Tensor:
+        """Convolve; ``num_graphs`` and ``validate`` as in :meth:`FLTAttention.forward
+        <flt3d.nn.FLTAttention.forward>`: the inputs are checked here once for every branch."""
         if x.dim() != 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"x must be [N, {self.in_channels}], got {tuple(x.shape)}")
+        if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.shape[0] != x.shape[0]:
+            shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
+            raise ValueError(f"pos must be [N, pos_dim] with N = {x.shape[0]}, got {shape}")
+        if validate:
+            check_finite(pos)
+        if validate or num_graphs is None:
+            batch, num_graphs = check_batch(batch, x.shape[0], x.device, num_graphs)
+        elif batch is None:
+            batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         if neighbors is None and self.attention == "linear" and self.cutoff is not None:
-            checked, num_graphs = check_batch(batch, x.shape[0], x.device)
-            if not small_graphs(checked, num_graphs):
-                neighbors = neighbor_list(pos, checked, cutoff=self.cutoff, self_loops=True)
+            if not small_graphs(batch, num_graphs):
+                neighbors = neighbor_list(pos, batch, cutoff=self.cutoff, self_loops=True)
         branches = 1 + (self.filter is not None) + (self.long_filter is not None)
         qkvu = self.qkv(x).view(-1, 2 + branches, self.heads, self.head_channels).unbind(1)
-        outs = [self.attn(*qkvu[:3], pos, batch, neighbors=neighbors).flatten(1)]
+        checked = {"num_graphs": num_graphs, "validate": False}
+        outs = [self.attn(*qkvu[:3], pos, batch, neighbors=neighbors, **checked).flatten(1)]
         extra = iter(qkvu[3:])
         if self.filter is not None:
             u = next(extra).reshape(-1, self.filter.heads, self.filter.head_channels)
-            outs.append(self.filter(u, pos, batch, neighbors=neighbors).flatten(1))
+            outs.append(self.filter(u, pos, batch, neighbors=neighbors, **checked).flatten(1))
         if self.long_filter is not None:
-            outs.append(self.long_filter(next(extra), pos, batch).flatten(1))
+            outs.append(self.long_filter(next(extra), pos, batch, **checked).flatten(1))
         return self.out(torch.cat(outs, dim=1) if len(outs) > 1 else outs[0])
 
     def __repr__(self) -> str:
@@ -274,8 +287,15 @@ class FLTBlock(nn.Module):
         batch: Tensor | None = None,
         *,
         neighbors: Neighbors | None = None,
+        num_graphs: int | None = None,
+        validate: bool = True,
     ) -> Tensor:
-        x = x + self.dropout(self.conv(self.norm1(x), pos, batch, neighbors=neighbors))
+        """Pre-norm residual block; arguments as :meth:`FLTConv.forward`."""
+        conv = self.conv(
+            self.norm1(x), pos, batch, neighbors=neighbors, num_graphs=num_graphs,
+            validate=validate,
+        )  # fmt: skip
+        x = x + self.dropout(conv)
         return x + self.dropout(self.mlp(self.norm2(x)))
 
     def __repr__(self) -> str:

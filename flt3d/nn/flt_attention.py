@@ -16,7 +16,14 @@ from flt3d.nn.attention import (
     linear_attention_sums,
 )
 from flt3d.nn.densities import make_spectrum
-from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs, small_graphs
+from flt3d.nn.graph import (
+    center_pos,
+    check_batch,
+    check_finite,
+    distance,
+    graph_pairs,
+    small_graphs,
+)
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
 from flt3d.nn.precision import full_precision
@@ -362,10 +369,22 @@ class FLTAttention(nn.Module):
         batch: Tensor | None = None,
         *,
         neighbors: Neighbors | None = None,
+        num_graphs: int | None = None,
+        validate: bool = True,
     ) -> Tensor:
-        """Attend; see the class docstring for shapes."""
+        """Attend; see the class docstring for shapes.
+
+        ``num_graphs`` is ``G`` (default ``batch.max() + 1``). ``validate=False`` skips the
+        checks that read values (finite ``pos``, graph ids in ``[0, G)``; shapes are always
+        checked), for a caller that made them once for several layers (:class:`FLTConv`).
+        """
         self._check_inputs(q, k, v, pos)
-        batch, num_graphs = check_batch(batch, q.shape[0], q.device)
+        if validate:
+            check_finite(pos)
+        if validate or num_graphs is None:
+            batch, num_graphs = check_batch(batch, q.shape[0], q.device, num_graphs)
+        elif batch is None:
+            batch = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
         if neighbors is not None and neighbors.periodic and self.far is not None:
             raise ValueError(
                 "periodic neighbours need a local attention (far=None): attention beyond the "
@@ -636,6 +655,7 @@ class FLTAttention(nn.Module):
         plots on small inputs. The causal mask is not applied.
         """
         self._check_inputs(q, k, k, pos)
+        check_finite(pos)
         batch, num_graphs = check_batch(None, q.shape[0], q.device)
         pos = center_pos(pos.to(q.dtype), batch, num_graphs)
         delta = pos.unsqueeze(1) - pos.unsqueeze(0)
@@ -681,8 +701,6 @@ class FLTAttention(nn.Module):
             raise ValueError(f"pos must have N = {q.shape[0]} rows like q, got {pos.shape[0]}")
         if not pos.is_floating_point():
             raise ValueError(f"pos must be a floating tensor, got {pos.dtype}")
-        if not bool(torch.isfinite(pos).all()):
-            raise ValueError("pos contains NaN or infinite coordinates")
 
     def __repr__(self) -> str:
         return (

@@ -6,7 +6,15 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-__all__ = ["center_pos", "graph_pairs", "check_batch", "distance", "small_graphs", "DENSE_LIMIT"]
+__all__ = [
+    "center_pos",
+    "graph_pairs",
+    "check_batch",
+    "check_finite",
+    "distance",
+    "small_graphs",
+    "DENSE_LIMIT",
+]
 
 #: graphs of at most this many nodes may be laid out densely ([G, n, n] blocks): the pair
 #: cost is then at most DENSE_LIMIT per node, still linear in the number of nodes
@@ -58,6 +66,12 @@ def check_batch(
     if high >= num_graphs:
         raise ValueError(f"batch holds graph id {high}, but num_graphs={num_graphs}")
     return batch, num_graphs
+
+
+def check_finite(pos: Tensor) -> None:
+    """Raise a ``ValueError`` if ``pos`` holds NaN or infinite coordinates (one host sync)."""
+    if not bool(torch.isfinite(pos).all()):
+        raise ValueError("pos contains NaN or infinite coordinates")
 
 
 def center_pos(pos: Tensor, batch: Tensor, num_graphs: int) -> Tensor:

@@ -22,7 +22,14 @@ from torch import Tensor, nn
 from flt3d.nn.attention import linear_attention_sums
 from flt3d.nn.densities import make_spectrum
 from flt3d.nn.flt_attention import ATTENTIONS, REDRAWS
-from flt3d.nn.graph import center_pos, check_batch, distance, graph_pairs, small_graphs
+from flt3d.nn.graph import (
+    center_pos,
+    check_batch,
+    check_finite,
+    distance,
+    graph_pairs,
+    small_graphs,
+)
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_sum
 from flt3d.nn.precision import full_precision
@@ -164,8 +171,11 @@ class SpectralFilter(nn.Module):
         batch: Tensor | None = None,
         *,
         neighbors: Neighbors | None = None,
+        num_graphs: int | None = None,
+        validate: bool = True,
     ) -> Tensor:
-        """Filter; see the class docstring for shapes."""
+        """Filter; see the class docstring for shapes; ``num_graphs`` and ``validate`` as in
+        :meth:`FLTAttention.forward <flt3d.nn.FLTAttention.forward>`."""
         expected = (self.heads, self.head_channels)
         if v.dim() != 3 or tuple(v.shape[1:]) != expected:
             raise ValueError(f"v must be [N, {expected[0]}, {expected[1]}], got {tuple(v.shape)}")
@@ -174,7 +184,12 @@ class SpectralFilter(nn.Module):
                 f"pos must be [N, {self.pos_dim}] = [{v.shape[0]}, {self.pos_dim}], "
                 f"got {tuple(pos.shape)}"
             )
-        batch, num_graphs = check_batch(batch, v.shape[0], v.device)
+        if validate:
+            check_finite(pos)
+        if validate or num_graphs is None:
+            batch, num_graphs = check_batch(batch, v.shape[0], v.device, num_graphs)
+        elif batch is None:
+            batch = torch.zeros(v.shape[0], dtype=torch.long, device=v.device)
         pos = center_pos(pos.to(v.dtype), batch, num_graphs)
         frequencies = self.frequencies()
         if neighbors is not None and neighbors.periodic:
