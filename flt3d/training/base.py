@@ -1,4 +1,10 @@
-"""TaskModule: the part every flt3d ``LightningModule`` shares (model, optimiser, checkpoints)."""
+"""TaskModule: the part every flt3d ``LightningModule`` shares (model, optimiser, checkpoints).
+
+Besides the weights, its checkpoints hold what an exact resume needs and Lightning does not save
+(see :mod:`flt3d.training.resume`): the random number generators' states, put back when the
+resumed run starts training, and, in the middle of an epoch, the running sums of that epoch's
+training metrics, folded into the resumed epoch's first step.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,24 @@ from torch import Tensor, nn
 from flt3d import __version__
 from flt3d.training.checkpoint import CHECKPOINT_KEY
 from flt3d.training.optim import configure_optimizers
+from flt3d.training.resume import (
+    add_epoch_sums,
+    all_processes,
+    epoch_position,
+    epoch_sums,
+    rng_states,
+    set_rng_states,
+)
 
-__all__ = ["TaskModule"]
+__all__ = ["EPOCH_SUMS_KEY", "RNG_KEY", "TaskModule"]
+
+RNG_KEY = "rng_states"
+"""Checkpoint key of the generators' states, one entry per process
+(:func:`~flt3d.training.resume.all_processes` of :func:`~flt3d.training.resume.rng_states`)."""
+
+EPOCH_SUMS_KEY = "epoch_metric_sums"
+"""Checkpoint key of the running sums of an interrupted epoch's training metrics
+(:func:`~flt3d.training.resume.epoch_sums`)."""
 
 
 class TaskModule(L.LightningModule):
@@ -50,6 +72,8 @@ class TaskModule(L.LightningModule):
         self.model = self.build_model(dict(model))
         self.run_config: dict[str, Any] | None = None
         self._time_fraction = 0.0
+        self._resumed_rng: list[dict[str, Any]] | None = None
+        self._resumed_sums: dict[str, Any] | None = None
 
     def build_model(self, config: dict[str, Any]) -> nn.Module:
         """The model from its keyword arguments."""
@@ -77,7 +101,11 @@ class TaskModule(L.LightningModule):
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        if self._resumed_sums is not None:  # the epoch's metrics exist once logged
+            add_epoch_sums(self.trainer, self._resumed_sums)
+            self._resumed_sums = None
+        return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "val")
@@ -125,7 +153,25 @@ class TaskModule(L.LightningModule):
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(self.current_epoch)
 
+    def on_train_start(self) -> None:
+        saved, self._resumed_rng = self._resumed_rng, None
+        if saved and self.trainer.ckpt_path is not None:  # one entry per process
+            rank = self.trainer.global_rank
+            set_rng_states(saved[rank] if rank < len(saved) else saved[0])
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resumed_rng = checkpoint.get(RNG_KEY)
+        self._resumed_sums = checkpoint.get(EPOCH_SUMS_KEY)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # called on every process at once: the generators' states are gathered and the metric
+        # sums reduced over them
+        trainer = self._trainer
+        position = epoch_position(trainer)
+        if position is not None:
+            checkpoint[RNG_KEY] = all_processes(trainer, rng_states())
+            if position[1] > 0:  # in the middle of an epoch
+                checkpoint[EPOCH_SUMS_KEY] = epoch_sums(trainer)
         data: dict[str, Any] = {}
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         if datamodule is not None and hasattr(datamodule, "settings"):

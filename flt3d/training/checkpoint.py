@@ -6,6 +6,9 @@ same file system as the checkpoint, and a copy (not atomic) otherwise. :class:`A
 writes the temporary file next to the checkpoint and renames it with ``os.replace``, so a reader
 sees either the old file or the complete new one, even if the process is killed mid-write.
 
+:class:`LastCheckpoint` writes a run's ``last.ckpt``: at the end of every epoch and, for runs that
+should resume from the middle of an epoch, every few optimiser steps.
+
 Every checkpoint written by a flt3d ``LightningModule`` carries an ``"flt3d"`` entry (see
 :meth:`flt3d.training.base.TaskModule.on_save_checkpoint`): the task, the full model
 configuration, the module's options and the data settings, so ``flt3d eval`` and ``flt3d predict``
@@ -20,8 +23,15 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import Checkpoint
 
-__all__ = ["CHECKPOINT_KEY", "AtomicCheckpointIO", "CheckpointError", "read_checkpoint"]
+__all__ = [
+    "CHECKPOINT_KEY",
+    "AtomicCheckpointIO",
+    "CheckpointError",
+    "LastCheckpoint",
+    "read_checkpoint",
+]
 
 CHECKPOINT_KEY = "flt3d"
 """Key of the flt3d entry in a checkpoint dictionary."""
@@ -58,6 +68,53 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             if os.path.exists(temporary):
                 os.remove(temporary)
             raise
+
+
+class LastCheckpoint(Checkpoint):
+    """Writes the run's latest state to ``path`` (``last.ckpt``).
+
+    At the end of every epoch (after its validation, whether or not the monitored metric
+    improved), and with ``every_n_train_steps`` also every that many optimiser steps, except on
+    an epoch's last batch, whose epoch-end checkpoint follows. A resumed run continues from the
+    latest of them (see :mod:`flt3d.training.resume`).
+
+    Args:
+        path: the checkpoint file.
+        every_n_train_steps: optimiser steps between checkpoints within an epoch (default
+            ``None``: at the ends of epochs only).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, every_n_train_steps: int | None = None) -> None:
+        if every_n_train_steps is not None and (
+            isinstance(every_n_train_steps, bool)
+            or not isinstance(every_n_train_steps, int)
+            or every_n_train_steps < 1
+        ):
+            raise ValueError(
+                "every_n_train_steps must be a positive integer or None, got "
+                f"{every_n_train_steps!r}"
+            )
+        self.path = os.fspath(path)
+        self.every_n_train_steps = every_n_train_steps
+
+    def _save(self, trainer) -> None:
+        if not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        every = self.every_n_train_steps
+        if every is None or trainer.global_step % every != 0:
+            return
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._save(trainer)  # also when a step or time limit ends the epoch early
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.path!r}, every_n_train_steps={self.every_n_train_steps})"
+        )
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -2,19 +2,23 @@
 
 A run configuration is a nested mapping with the sections
 
-====================  ===========================================================================
-``task``              ``"qm9"``, ``"atoms"``, ``"pydoc_lm"``, ``"digits"`` or ``"pointcloud"``
-                      (see :mod:`flt3d.training.tasks`)
-``seed``              seed of ``lightning.seed_everything``
-``num_threads``       CPU threads of each training process (``torch.set_num_threads``);
-                      ``null`` keeps PyTorch's default (one per core)
-``model``             keyword arguments of the task's model (``FLTNet``, ...)
-``data``              keyword arguments of the task's ``LightningDataModule``
-``module``            further keyword arguments of the task's ``LightningModule`` (``loss``)
-``optim``             keyword arguments of :func:`flt3d.training.optim.configure_optimizers`
-``trainer``           keyword arguments of ``lightning.Trainer`` (loggers, callbacks and
-                      checkpoint I/O are set by :func:`flt3d.training.run.prepare_fit`)
-====================  ===========================================================================
+============================  ======================================================================
+``task``                      ``"qm9"``, ``"atoms"``, ``"pydoc_lm"``, ``"digits"`` or
+                              ``"pointcloud"`` (see :mod:`flt3d.training.tasks`)
+``seed``                      seed of ``lightning.seed_everything``
+``num_threads``               CPU threads of each training process (``torch.set_num_threads``);
+                              ``null`` keeps PyTorch's default (one per core)
+``checkpoint_every_n_steps``  also write ``checkpoints/last.ckpt`` every this many optimiser steps,
+                              so that ``--resume`` continues from the middle of an epoch exactly
+                              where the run stopped (see :mod:`flt3d.training.resume`); absent or
+                              ``null``: at the end of each epoch only
+``model``                     keyword arguments of the task's model (``FLTNet``, ...)
+``data``                      keyword arguments of the task's ``LightningDataModule``
+``module``                    further keyword arguments of the task's ``LightningModule`` (``loss``)
+``optim``                     keyword arguments of :func:`flt3d.training.optim.configure_optimizers`
+``trainer``                   keyword arguments of ``lightning.Trainer`` (loggers, callbacks and
+                              checkpoint I/O are set by :func:`flt3d.training.run.prepare_fit`)
+============================  ======================================================================
 
 Unknown keys are errors (see :func:`flt3d.training.tasks.validate_config`), so a typo never
 silently falls back to a default. Shipped examples live in ``flt3d/configs/`` and double as test
@@ -50,7 +54,8 @@ __all__ = [
 ]
 
 SECTIONS: tuple[str, ...] = (
-    "task", "seed", "num_threads", "model", "data", "module", "optim", "trainer",
+    "task", "seed", "num_threads", "checkpoint_every_n_steps", "model", "data", "module", "optim",
+    "trainer",
 )  # fmt: skip
 """Top-level keys of a run configuration."""
 

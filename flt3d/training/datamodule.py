@@ -1,17 +1,73 @@
-"""The loaders every flt3d data module with a train / val / test split shares."""
+"""The loaders every flt3d data module shares: a resumable training order, plain evaluation."""
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 import lightning as L
 from torch_geometric.loader import DataLoader
 
-__all__ = ["SplitDataModule"]
+from flt3d.training.resume import ResumableSampler, epoch_position
+
+__all__ = ["ResumableDataModule", "SplitDataModule"]
 
 
-class SplitDataModule(L.LightningDataModule):
+class ResumableDataModule(L.LightningDataModule):
+    """A ``LightningDataModule`` whose training loader can resume in the middle of an epoch.
+
+    :meth:`train_sampler` gives the training loader a
+    :class:`~flt3d.training.resume.ResumableSampler`: epoch ``e`` visits the permutation seeded
+    by ``seed + e``, where the seed is the run's (``lightning.seed_everything`` keeps it in
+    ``PL_GLOBAL_SEED``, which Lightning's own ``DistributedSampler`` reads too), sharded over the
+    processes of a data-parallel run. The checkpoint holds the epoch and the batches of it
+    already trained on (:meth:`state_dict`); a resumed run's first training loader starts there.
+    """
+
+    _resume_at: tuple[int, int] | None = None
+
+    def train_sampler(self, dataset, *, batch_size: int) -> ResumableSampler:
+        """The sampler of a training loader over ``dataset`` with ``batch_size``.
+
+        A dataset with ``set_epoch`` (seeded per-epoch content) is set to the sampler's epoch,
+        which a run resumed in the middle of an epoch would not otherwise do.
+        """
+        trainer = self.trainer
+        replicas, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+        sampler = ResumableSampler(
+            dataset,
+            batch_size=batch_size,
+            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
+            num_replicas=replicas,
+            rank=rank,
+        )
+        resume, self._resume_at = self._resume_at, None
+        if resume is not None:
+            sampler.resume(*resume)
+        elif trainer is not None:
+            sampler.set_epoch(trainer.current_epoch)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(sampler.epoch)
+        return sampler
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"epoch", "batches"}``: where the training data stands (empty outside fitting).
+
+        A finished epoch is stored as the start of the next one.
+        """
+        position = epoch_position(self.trainer)
+        return {} if position is None else {"epoch": position[0], "batches": position[1]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "epoch" in state_dict and "batches" in state_dict:
+            self._resume_at = (int(state_dict["epoch"]), int(state_dict["batches"]))
+
+
+class SplitDataModule(ResumableDataModule):
     """A ``LightningDataModule`` whose :meth:`setup` sets ``train_dataset``, ``val_dataset``
-    and ``test_dataset``; loaders are PyG ``DataLoader`` s with ``batch_size`` (training),
-    ``eval_batch_size`` and ``num_workers``, which subclasses set."""
+    and ``test_dataset``; loaders are PyG ``DataLoader`` s with ``batch_size`` (training,
+    resumable: see :class:`ResumableDataModule`), ``eval_batch_size`` and ``num_workers``,
+    which subclasses set."""
 
     batch_size: int
     eval_batch_size: int
@@ -24,24 +80,27 @@ class SplitDataModule(L.LightningDataModule):
         self.setup()
         return getattr(self, f"{name}_dataset")
 
-    def _loader(self, dataset, *, shuffle: bool, batch_size: int) -> DataLoader:
+    def _loader(self, dataset, *, batch_size: int, sampler=None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=False,
+            sampler=sampler,
+            generator=None if sampler is None else sampler.generator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True, batch_size=self.batch_size)
+        sampler = self.train_sampler(self.train_dataset, batch_size=self.batch_size)
+        return self._loader(self.train_dataset, batch_size=self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False, batch_size=self.eval_batch_size)
+        return self._loader(self.val_dataset, batch_size=self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False, batch_size=self.eval_batch_size)
+        return self._loader(self.test_dataset, batch_size=self.eval_batch_size)
 
     def loader(self, split: str) -> DataLoader:
         """An unshuffled evaluation loader over any split."""
-        return self._loader(self.split(split), shuffle=False, batch_size=self.eval_batch_size)
+        return self._loader(self.split(split), batch_size=self.eval_batch_size)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -12,11 +11,12 @@ from torch.utils.data import DataLoader
 from flt3d.datasets.digits import load_digits_splits
 from flt3d.training._checks import check_int
 from flt3d.training.base import TaskModule
+from flt3d.training.datamodule import ResumableDataModule
 
 __all__ = ["DigitClassification", "DigitsDataModule"]
 
 
-class DigitsDataModule(L.LightningDataModule):
+class DigitsDataModule(ResumableDataModule):
     """The 8x8 digits, split by :func:`~flt3d.datasets.digits.stratified_split` (seeded).
 
     Args:
@@ -65,10 +65,13 @@ class DigitsDataModule(L.LightningDataModule):
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
         self.setup()
+        dataset = self.splits[split]
+        sampler = self.train_sampler(dataset, batch_size=self.batch_size) if shuffle else None
         return DataLoader(
-            self.splits[split],
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
+            generator=None if sampler is None else sampler.generator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

@@ -5,28 +5,36 @@ A run writes into one output folder::
     OUTPUT/
       config.yaml              the validated configuration of the latest (re)start
       checkpoints/best.ckpt    lowest validation error so far (highest accuracy for digits)
-      checkpoints/last.ckpt    the latest state: weights, optimiser, schedulers, loop counters
+      checkpoints/last.ckpt    the latest state: weights, optimiser, schedulers, loop counters,
+                               random generators, position in the data
       logs/version_k/          CSV metrics of (re)start k
       tensorboard/version_k/   TensorBoard events of (re)start k
       results.yaml             validation and test metrics of best.ckpt, at the end
 
 ``prepare_fit(config, output, resume=True).run()`` continues from ``checkpoints/last.ckpt``
 through Lightning's ``ckpt_path``: the step count, optimiser and scheduler states, callbacks
-(best score, weight average, time budget) and the epoch counter all carry on.
+(best score, weight average, time budget) and the epoch counter all carry on, and so do the
+random generators, the data order and the position in the epoch (see
+:mod:`flt3d.training.resume`). ``last.ckpt`` is written at the end of each epoch and, with
+``checkpoint_every_n_steps: N`` in the configuration, every ``N`` optimiser steps: a run killed
+at any point and resumed then ends with the weights and metrics of the same run uninterrupted
+(with step and epoch limits; a ``trainer.max_time`` budget depends on the machine's speed).
 
 Checkpoints are written with :class:`~flt3d.training.checkpoint.AtomicCheckpointIO` (temporary
 file in the checkpoint folder, then ``os.replace``): a run killed while saving leaves the previous
-``last.ckpt`` intact.
+``last.ckpt`` intact, and resuming removes the temporary file it left.
 
 Several GPUs or nodes: set ``trainer.devices``, ``trainer.num_nodes`` and
-``trainer.strategy: ddp``; Lightning launches the processes and shards the data with a
-``DistributedSampler``.
+``trainer.strategy: ddp``; Lightning launches the processes and the data modules shard the
+training data over them (:class:`~flt3d.training.resume.ResumableSampler`, a
+``DistributedSampler``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import glob
 import logging
 import os
 import warnings
@@ -42,7 +50,12 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from flt3d.training.base import TaskModule
-from flt3d.training.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from flt3d.training.checkpoint import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    LastCheckpoint,
+    read_checkpoint,
+)
 from flt3d.training.config import ConfigError, check_keys
 from flt3d.training.optim import check_options
 from flt3d.training.tasks import Task, get_task, section_keys, validate_config
@@ -129,6 +142,8 @@ class Run:
         with warnings.catch_warnings():
             if self.resume_from is not None:  # the folder holds the run being resumed
                 warnings.filterwarnings("ignore", ".*exists and is not empty.*")
+                # the data modules restore the position in the epoch themselves
+                warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
             self.trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=self.resume_from)
         if not (evaluate_best and self.trainer.is_global_zero):
             return []
@@ -246,6 +261,10 @@ def prepare_fit(
                 f"{config['task']!r} one"
             )
         resume_from = last
+        if rank_zero_only.rank == 0:  # temporary files of a write that a kill interrupted
+            pattern = os.path.join(glob.escape(os.path.dirname(last)), ".*.ckpt.*.tmp")
+            for path in glob.glob(pattern):
+                os.remove(path)
     elif os.path.isfile(last) and rank_zero_only.rank == 0:
         raise ConfigError(
             f"{output!r} already holds a run ({CHECKPOINT_DIR}/last.ckpt); pass --resume to "
@@ -270,11 +289,16 @@ def prepare_fit(
         monitor=module.monitor,
         mode=module.monitor_mode,
         save_top_k=1,
-        save_last=True,
+        save_last=False,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
-    all_callbacks: list[L.Callback] = [checkpoint, *callbacks]
+    every = config.get("checkpoint_every_n_steps")
+    all_callbacks: list[L.Callback] = [
+        checkpoint,
+        LastCheckpoint(last, every_n_train_steps=every),
+        *callbacks,
+    ]
     ema_decay = config["optim"].get("ema_decay")
     if ema_decay is not None:
         if not 0.0 < ema_decay < 1.0:

@@ -203,7 +203,8 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
     Returns:
         A copy with every section present (``task`` defaults to ``"qm9"``, ``seed`` to ``0``,
-        ``num_threads`` to ``None``, mapping sections to ``{}``).
+        ``num_threads`` to ``None``, mapping sections to ``{}``; ``checkpoint_every_n_steps``
+        stays absent unless given).
 
     Raises:
         ConfigError: naming the first unknown key or unknown task, or a section that is not a
@@ -227,6 +228,12 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     ):
         raise ConfigError(
             f"config key 'num_threads' must be a positive integer or null, got {threads!r}"
+        )
+    every = config.get("checkpoint_every_n_steps")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise ConfigError(
+            "config key 'checkpoint_every_n_steps' must be a positive integer or null, got "
+            f"{every!r}"
         )
     for section, allowed in section_keys(task).items():
         value = config.get(section)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import lightning as L
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -22,11 +21,12 @@ from torch.utils.data import DataLoader
 from flt3d.datasets.text import CharCorpus, CharVocab, load_pydoc_corpus
 from flt3d.training._checks import check_int
 from flt3d.training.base import TaskModule
+from flt3d.training.datamodule import ResumableDataModule
 
 __all__ = ["CharLanguageModel", "PydocDataModule"]
 
 
-class PydocDataModule(L.LightningDataModule):
+class PydocDataModule(ResumableDataModule):
     """The pydoc corpus (:class:`~flt3d.datasets.text.CharCorpus`) as window loaders.
 
     Args:
@@ -99,10 +99,15 @@ class PydocDataModule(L.LightningDataModule):
             )
         else:
             dataset = self.corpus.dataset(split, self.length)
+        sampler = self.train_sampler(dataset, batch_size=self.batch_size) if shuffle else None
         # no persistent workers: the training windows are redrawn in the main process each
         # epoch (TaskModule.on_train_epoch_start) and workers must pick up the new offsets
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            generator=None if sampler is None else sampler.generator,
+            num_workers=self.num_workers,
         )
 
     def train_dataloader(self) -> DataLoader:
