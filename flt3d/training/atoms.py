@@ -254,10 +254,11 @@ class EnergyForcesRegression(TaskModule):
         cells = _periodic_inputs(batch)
         if has_forces:
             energy, forces = self.model.energy_and_forces(
-                batch.z, batch.pos, batch.batch, create_graph=self.training, **cells
-            )
+                batch.z, batch.pos, batch.batch, create_graph=self.training,
+                num_graphs=batch.num_graphs, **cells,
+            )  # fmt: skip
         else:
-            energy = self.model(batch.z, batch.pos, batch.batch, **cells)
+            energy = self.model(batch.z, batch.pos, batch.batch, num_graphs=batch.num_graphs, **cells)
         energy = energy[:, 0]
         target = batch.energy.reshape(-1).to(energy.dtype)
         loss = self.energy_weight * self._error((energy - target) / self.energy_scale)

@@ -212,11 +212,13 @@ class MoleculeRegression(TaskModule):
         scale = residual.std().item() if residual.numel() > 1 else 1.0
         self.loss_scale.fill_(scale if scale > 0 else 1.0)
 
-    def forward(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
-        return self.model(z, pos, batch)
+    def forward(
+        self, z: Tensor, pos: Tensor, batch: Tensor | None = None, num_graphs: int | None = None
+    ) -> Tensor:
+        return self.model(z, pos, batch, num_graphs=num_graphs)
 
     def loss_and_metric(self, batch: Batch) -> tuple[Tensor, str, Tensor, int]:
-        pred = self(batch.z, batch.pos, batch.batch)[:, 0]
+        pred = self(batch.z, batch.pos, batch.batch, batch.num_graphs)[:, 0]
         y = batch.y[:, self.column].to(pred.dtype)
         error = (pred - y) / self.loss_scale
         loss = error.abs().mean() if self.loss == "l1" else error.pow(2).mean()
@@ -240,7 +242,7 @@ class MoleculeRegression(TaskModule):
                 batch = Batch.from_data_list(
                     [Data(z=m.z, pos=m.pos) for m in molecules[start : start + batch_size]]
                 ).to(self.device)
-                out.append(self(batch.z, batch.pos, batch.batch)[:, 0].cpu())
+                out.append(self(batch.z, batch.pos, batch.batch, batch.num_graphs)[:, 0].cpu())
         finally:
             self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0)

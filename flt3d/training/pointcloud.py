@@ -235,13 +235,19 @@ class PointCloudClassification(TaskModule):
                     "reads them: set model.in_channels=0"
                 )
 
-    def forward(self, x: Tensor | None, pos: Tensor, batch: Tensor | None = None) -> Tensor:
-        return self.model(x, pos, batch)
+    def forward(
+        self,
+        x: Tensor | None,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        num_graphs: int | None = None,
+    ) -> Tensor:
+        return self.model(x, pos, batch, num_graphs=num_graphs)
 
     def _logits(self, batch: Batch) -> Tensor:
         feature = FEATURES[self.model.in_channels]
         x = None if feature is None else batch[feature]
-        return self(x, batch.pos, batch.batch)
+        return self(x, batch.pos, batch.batch, batch.num_graphs)
 
     def loss_and_metric(self, batch: Batch) -> tuple[Tensor, str, Tensor, int]:
         logits = self._logits(batch)
