@@ -20,6 +20,9 @@ def test_attention_scaling_quick(tmp_path):
             "--quick",
             "--output",
             str(output),
+            # no size skipped and every torch peak measured, however slow the machine
+            "--max-seconds",
+            "100000",
         ],
         capture_output=True,
         text=True,

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ pytest.importorskip("matplotlib")
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
-CELL_TIMEOUT = 300
 
 
 @pytest.fixture
@@ -34,9 +32,11 @@ def notebook_env(tmp_path, monkeypatch):
 
 
 def execute(nb, cwd: Path):
+    # no limit on a cell's time: the tests check what the notebooks produce, whatever the
+    # machine's speed or load
     client = nbclient.NotebookClient(
         nb,
-        timeout=CELL_TIMEOUT,
+        timeout=None,
         kernel_name="python3",
         resources={"metadata": {"path": str(cwd)}},
     )
@@ -76,13 +76,10 @@ def test_kernel_is_this_interpreter(notebook_env):
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_executes(name, notebook_env):
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    start = time.perf_counter()
     nb = execute(nb, notebook_env)  # raises CellExecutionError on the first failing cell
-    seconds = time.perf_counter() - start
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{name} drew no figure"
-    print(f"{name}: {seconds:.1f} s")
     keep = os.environ.get("FLT3D_NOTEBOOK_OUTPUT")  # a folder to keep executed notebooks in
     if keep:
         os.makedirs(keep, exist_ok=True)

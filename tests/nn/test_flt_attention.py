@@ -255,6 +255,79 @@ def test_mul_mask_is_nonnegative_for_every_draw():
         assert att.rpe(10 * torch.randn(200, 3)).min() >= 0
 
 
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("spectrum", ["gaussian_mixture", "isotropic_mixture", "local", "mlp"])
+def test_mul_mask_linear_normaliser_is_positive_for_every_draw(monkeypatch, spectrum, causal):
+    """Linear mode, ``mask="mul"``: the normaliser each output row is divided by (its estimated
+    sum of weights) is positive for every draw of random features and frequencies, with
+    strong moved spectra, large queries and keys and far-apart coordinates, in float32 and
+    float64; no estimated weight is negative (:meth:`FLTAttention.kernel`, in float64) and the
+    output is finite.
+
+    The normaliser is read where the layer computes it: the last column of the linear
+    attention's sums (bidirectional), and of each causal chunk's prefix sums.
+    """
+    import flt3d.nn.attention as functional
+    import flt3d.nn.flt_attention as module
+
+    normalisers = []
+
+    def recording_linear(phi_q, phi_k, v, batch, num_graphs):
+        sums = functional.linear_attention_sums(phi_q, phi_k, v, batch, num_graphs)
+        normalisers.append(sums[..., -1])
+        return functional.linear_attention(phi_q, phi_k, v, batch, num_graphs)
+
+    chunk = functional._causal_chunk
+
+    def recording_chunk(*args):
+        out, state, peak = chunk(*args)
+        normalisers.append(out[..., -1])
+        return out, state, peak
+
+    monkeypatch.setattr(module, "linear_attention", recording_linear)
+    monkeypatch.setattr(functional, "_causal_chunk", recording_chunk)
+
+    gen = torch.Generator().manual_seed(7)
+    n, h, d = 40, 4, 3
+    batch = torch.arange(n) // 25  # two graphs, of 25 and 15 tokens
+    checked = 0
+    for dtype in (torch.float32, torch.float64):
+        for spread in (0.5, 2.0):  # how far the spectral parameters are moved
+            att = FLTAttention(
+                h, d, 3, spectrum=spectrum, mask="mul", causal=causal, num_features=8,
+                num_frequencies=4,
+            )  # fmt: skip
+            att = moved(att, seed=int(10 * spread), scale=spread).to(dtype)
+            for scale, extent in ((1.0, 1.0), (5.0, 1.0), (1.0, 50.0), (5.0, 50.0)):
+                q = scale * torch.randn(n, h, d, generator=gen, dtype=dtype)
+                k = scale * torch.randn(n, h, d, generator=gen, dtype=dtype)
+                v = torch.randn(n, h, d, generator=gen, dtype=dtype)
+                pos = extent * torch.randn(n, 3, generator=gen, dtype=dtype)
+                for _ in range(5):
+                    att.redraw_features(generator=gen)
+                    att.redraw_frequencies(generator=gen)
+                    normalisers.clear()
+                    with torch.no_grad():
+                        out = att(q, k, v, pos, batch)
+                    assert normalisers, "the normaliser was not read"
+                    for z in normalisers:
+                        assert bool((z > 0).all()), (spectrum, dtype, spread, scale, extent)
+                    assert bool(torch.isfinite(out).all())
+                    checked += 1
+                    if dtype == torch.float64:
+                        # every estimated weight of the first graph, dense and unshifted (in
+                        # float32 these under- and overflow for the large queries and keys)
+                        with torch.no_grad():
+                            w = att.kernel(q[:25], k[:25], pos[:25])
+                        assert bool((w >= 0).all()) and bool(torch.isfinite(w).all())
+                        assert bool((w.sum(1) > 0).all())
+            # the dense weights are the ones the output is normalised by
+            if not causal and dtype == torch.float64:
+                ref = torch.einsum("ijh,jhe->ihe", w, v[:25]) / w.sum(1).unsqueeze(-1)
+                assert torch.allclose(out[:25], ref, rtol=1e-9, atol=1e-12)
+    assert checked == 2 * 2 * 4 * 5
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
