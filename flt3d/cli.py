@@ -25,6 +25,7 @@ with exit status 1; usage errors exit with status 2.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import warnings
@@ -83,11 +84,18 @@ def _train(args: argparse.Namespace) -> int:
                 )
             config.setdefault("data", {})["path"] = _existing_file(args.data)
         config = apply_overrides(config, args.overrides)
+        _check_threads(config.get("num_threads"))
         run = prepare_fit(config, output, resume=args.resume)
     except _HANDLED as error:
         if isinstance(error, ConfigError) and args.resume and args.output is None:
             error = ConfigError(f"{error} (pass the run folder with --output)")
+        if isinstance(error, ValueError):
+            error = _naming_overrides(error, args.overrides)
         return _fail("train", error)
+    except Exception as error:  # nothing has trained yet: a value that the model, data module,
+        # optimiser or lightning.Trainer rejects with its own exception (TypeError, ...)
+        error = ValueError(f"the configuration cannot be used: {type(error).__name__}: {error}")
+        return _fail("train", _naming_overrides(error, args.overrides))
     evaluations = run.run()
     if not run.trainer.is_global_zero:
         return 0
@@ -103,7 +111,29 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _naming_overrides(error: ValueError, overrides: Sequence[str]) -> ValueError:
+    # a value rejected deep inside (int('cpu')) may leave its key unnamed: then name them all
+    keys = [text.partition("=")[0].strip().split(".")[-1] for text in overrides]
+    if not overrides or any(key and key in str(error) for key in keys):
+        return error
+    listed = ", ".join(repr(text) for text in overrides)
+    return ValueError(f"{error} (--set overrides: {listed})")
+
+
+def _check_threads(threads: object) -> None:
+    # torch.set_num_threads takes any positive number, and crashes the process far beyond it
+    from flt3d.training.config import ConfigError
+
+    cores = os.cpu_count() or 1
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads > cores:
+        raise ConfigError(
+            f"config key 'num_threads' is {threads}, more than the {cores} CPU cores of this "
+            f"machine; expected at most {cores}, or null for PyTorch's default"
+        )
+
+
 def _eval(args: argparse.Namespace) -> int:
+    from flt3d.training.checkpoint import read_checkpoint
     from flt3d.training.config import ConfigError, parse_override
     from flt3d.training.run import evaluate
 
@@ -120,8 +150,10 @@ def _eval(args: argparse.Namespace) -> int:
         if args.data is not None:
             sections["data"]["path"] = _existing_file(args.data)
             split = split or "all"
+        checkpoint = _checkpoint(args)
+        _check_weights(checkpoint, read_checkpoint(checkpoint)["state_dict"])
         evaluation = evaluate(
-            _checkpoint(args),
+            checkpoint,
             split or "test",
             data=sections["data"],
             trainer=sections["trainer"],
@@ -142,8 +174,9 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         checkpoint = _checkpoint(args)
         task, module, entry = load_module(checkpoint)
+        _check_weights(checkpoint, module.state_dict())
         if task.name == "atoms":
-            return _predict_structures(args, module)
+            return _predict_structures(args, module, checkpoint)
         if task.name == "pointcloud":
             return _predict_shapes(args, module, entry["data"])
         if task.name != "qm9":
@@ -170,6 +203,8 @@ def _predict(args: argparse.Namespace) -> int:
                     f"was trained on {_symbols(sorted(allowed))} only"
                 )
         values = module.predict_molecules(molecules).tolist()
+        for label, value in zip(labels, values):
+            _check_prediction(checkpoint, label, value)
     except _HANDLED as error:
         return _fail("predict", error)
     name, unit = module.target, module.model_unit
@@ -178,7 +213,7 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_structures(args: argparse.Namespace, module) -> int:
+def _predict_structures(args: argparse.Namespace, module, checkpoint: str) -> int:
     # energies and forces of every structure in the files (an energy-and-forces checkpoint):
     # molecule files through RDKit, the rest through ASE with their cells (periodic ones too)
     from flt3d.datasets.atoms import read_structures
@@ -187,7 +222,8 @@ def _predict_structures(args: argparse.Namespace, module) -> int:
     try:
         if args.smiles:
             raise ValueError(
-                "an energy-and-forces checkpoint predicts structures from --file, not --smiles"
+                f"{checkpoint!r} is an energy-and-forces checkpoint, which predicts structures "
+                f"from --file, not --smiles (got --smiles {args.smiles[0]!r})"
             )
         results = []
         for path in args.files:
@@ -199,7 +235,13 @@ def _predict_structures(args: argparse.Namespace, module) -> int:
             labels = (
                 [path] if len(structures) == 1 else [f"{path}#{k}" for k in range(len(structures))]
             )
-            results.extend(zip(labels, structures, module.predict_structures(structures)))
+            try:
+                predictions = module.predict_structures(structures)
+            except ValueError as error:  # e.g. a periodic cell that the model cannot take
+                raise ValueError(f"cannot predict {path!r}: {error}") from error
+            for label, (energy, forces) in zip(labels, predictions):
+                _check_prediction(checkpoint, label, energy, forces)
+            results.extend(zip(labels, structures, predictions))
     except _HANDLED as error:
         return _fail("predict", error)
     for label, structure, (energy, forces) in results:
@@ -259,6 +301,31 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_weights(checkpoint: str, state_dict) -> None:
+    # a damaged checkpoint can still load, with NaN weights that would predict NaN
+    import torch
+
+    from flt3d.training.checkpoint import CheckpointError
+
+    for name, value in state_dict.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all():
+            raise CheckpointError(
+                f"checkpoint {checkpoint!r} is corrupt: its weights {name!r} hold NaN or "
+                "infinite values"
+            )
+
+
+def _check_prediction(checkpoint: str, label: str, value: float, forces=None) -> None:
+    # weights that a damaged checkpoint holds can be finite and still overflow to NaN
+    from flt3d.training.checkpoint import CheckpointError
+
+    if not math.isfinite(value) or (forces is not None and not forces.isfinite().all()):
+        raise CheckpointError(
+            f"the model of checkpoint {checkpoint!r} predicts NaN or infinite values for "
+            f"{label!r}; expected finite ones (are its weights damaged?)"
+        )
+
+
 def _existing_file(path: str) -> str:
     if not os.path.isfile(path):
         raise ValueError(f"no such file: {path!r}")
@@ -272,8 +339,8 @@ def _symbols(numbers: Sequence[int]) -> str:
 
 
 def _fail(command: str, error: BaseException) -> int:
-    message = str(error) or type(error).__name__
-    print(f"flt3d {command}: error: {message}", file=sys.stderr)
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    print(f"flt3d {command}: error: {message or type(error).__name__}", file=sys.stderr)
     return 1
 
 

@@ -26,7 +26,10 @@ Energies, forces and properties are looked up under their key in ``atoms.info`` 
 ``atoms.arrays``) and, where absent there, in the results of the attached calculator, which is
 where ASE puts ``energy`` and ``forces`` when it reads an extxyz file or a database. Nothing is
 dropped silently: a file that cannot be parsed and every structure that lacks a label or holds
-a NaN raises ``ValueError`` naming the file and the structure (0-based, like ``idx``).
+a NaN raises ``ValueError`` naming the file and the structure (0-based, like ``idx``). So does a
+structure with a coordinate beyond :data:`~flt3d.datasets.molecules.MAX_COORDINATE` (±10⁴ Å;
+float32 ``pos`` would round its bond lengths) or with two atoms at the same position (a repeated
+line, not a structure), as for :func:`~flt3d.datasets.read_molecules`.
 
 ASE comes with ``pip install 'flt3d[molecules]'`` and is imported only when a file is read.
 """
@@ -51,6 +54,7 @@ from torch_geometric.data import Data, InMemoryDataset
 from ._optional import import_optional
 from .cache import default_data_root
 from .elements import SYMBOLS, element_symbol
+from .molecules import _check_geometry, _xyz_layout_error
 
 __all__ = [
     "EMT_COPPER_SAMPLE_PATH",
@@ -111,19 +115,30 @@ def _selection(index: int | slice | str) -> int | slice | str:
     if isinstance(index, bool):
         raise ValueError(f"index must be an int, a slice or an ASE index string, got {index!r}")
     if isinstance(index, slice):
-        return index
+        return _checked_slice(index, index)
     if isinstance(index, str):
         formats = import_optional("ase.io.formats", "reading atomistic structures")
         try:
-            return formats.string2index(index)
-        except ValueError:
+            selection = formats.string2index(index)
+        except (TypeError, ValueError):  # "1:2:3:4" is a TypeError
             return index  # an ASE database query such as "natoms<20"
+        return _checked_slice(selection, index) if isinstance(selection, slice) else selection
     try:
         return operator.index(index)
     except TypeError:
         raise ValueError(
             f"index must be an int, a slice or an ASE index string, got {index!r}"
         ) from None
+
+
+def _checked_slice(selection: slice, index: slice | str) -> slice:
+    parts = (selection.start, selection.stop, selection.step)
+    if any(part is not None and (isinstance(part, bool) or not hasattr(part, "__index__"))
+           for part in parts):  # fmt: skip
+        raise ValueError(f"index {index!r} must be a slice of integers")
+    if selection.step == 0:
+        raise ValueError(f"index {index!r} has step 0; expected a non-zero step")
+    return selection
 
 
 def _one_line(error: Exception) -> str:
@@ -199,8 +214,10 @@ def _structure_data(
             f"{where}: non-physical atomic number(s) {bad}; expected elements, Z in [1, 118]"
         )
 
-    pos = torch.as_tensor(np.asarray(atoms.positions, dtype=np.float64), dtype=torch.float32)
-    _finite_rows(pos, "coordinates", where)
+    positions = np.asarray(atoms.positions, dtype=np.float64)
+    _finite_rows(torch.from_numpy(positions), "coordinates", where)
+    _check_geometry(positions, where)  # beyond MAX_COORDINATE, or two atoms at one position
+    pos = torch.as_tensor(positions, dtype=torch.float32)
     cell = torch.as_tensor(np.asarray(atoms.cell.array, dtype=np.float64), dtype=torch.float32)
     if not torch.isfinite(cell).all():
         raise ValueError(f"{where}: NaN or infinite cell {cell.tolist()}")
@@ -249,9 +266,28 @@ def _structure_data(
     return data
 
 
+def _file_format(path: str, format: str | None) -> str | None:
+    if format is not None:
+        return format
+    formats = import_optional("ase.io.formats", "reading atomistic structures")
+    try:
+        return formats.filetype(path)
+    except Exception:  # unknown or unreadable: ase.io.iread reports it
+        return None
+
+
 def _read_atoms(path: str, index: int | slice | str, format: str | None) -> list[tuple[int, Any]]:
     ase_io = import_optional("ase.io", "reading atomistic structures")
     query = isinstance(index, str)
+    file_format = _file_format(path, format)
+    if query and file_format != "db":
+        raise ValueError(
+            f"{path!r}: index {index!r} is not an ASE index string (such as ':', '-1', '::10'); "
+            "queries such as 'natoms<20' select structures of ASE databases (.db) only"
+        )
+    layout = _xyz_layout_error(path) if file_format == "extxyz" else None
+    if layout is not None:
+        raise ValueError(f"{path!r}, structure {layout[0]}: cannot parse ({layout[1]})")
     frames = []
     try:
         for atoms in ase_io.iread(path, index=index if query else ":", format=format):
@@ -317,8 +353,8 @@ def read_structures(
         ValueError: naming the file if it does not exist, is empty, cannot be parsed or
             ``index`` selects nothing, and naming the file and the structure for a missing
             energy or property, forces of the wrong shape or missing in only some structures,
-            NaN or infinite coordinates, cell, energy or forces, no atoms, or an atomic number
-            outside [1, 118].
+            NaN or infinite coordinates, cell, energy or forces, coordinates beyond ±10⁴ Å, two
+            atoms at the same position, no atoms, or an atomic number outside [1, 118].
 
     Example:
         >>> structures = read_structures(EMT_COPPER_SAMPLE_PATH, index=":2")

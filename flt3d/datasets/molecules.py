@@ -18,8 +18,17 @@ Supported inputs (by file extension, case-insensitive):
 =====================  ========================================================================
 
 Nothing is dropped silently: a file, record, line or frame that cannot be read raises
-``ValueError`` naming it. RDKit and ASE come with ``pip install 'flt3d[molecules]'`` and are
-imported only when used.
+``ValueError`` naming it. So do geometries that models would silently get wrong:
+
+* NaN or infinite coordinates;
+* coordinates beyond :data:`MAX_COORDINATE` (±10⁴ Å): finite, but ``pos`` is float32, whose
+  resolution there is 0.001 Å and at 10⁶ Å 0.06 Å, so bond lengths would be rounded (models are
+  translation invariant: centre such a structure before reading it);
+* two atoms at the same position (equal float32 coordinates), which is never a molecule but a
+  repeated line or record: the models would run, as their distances have a zero gradient at
+  zero, and predict a meaningless energy. Atoms that are merely close are kept.
+
+RDKit and ASE come with ``pip install 'flt3d[molecules]'`` and are imported only when used.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from ._optional import import_optional
 from .elements import SYMBOLS, atomic_number, element_symbol
 
 __all__ = [
+    "MAX_COORDINATE",
     "MOLECULE_EXTENSIONS",
     "check_elements",
     "from_ase",
@@ -49,21 +59,70 @@ MOLECULE_EXTENSIONS: tuple[str, ...] = (".xyz", ".extxyz", ".sdf", ".mol", ".smi
 """File extensions that :func:`read_molecules` reads."""
 
 
+MAX_COORDINATE: float = 1e4
+"""Largest coordinate magnitude, in Å, that the readers accept: up to it, float32 ``pos``
+resolves 0.001 Å."""
+
+
+def _far_atoms(pos: np.ndarray) -> np.ndarray:
+    """Mask of the atoms of ``pos [N, 3]`` (finite) with a coordinate beyond MAX_COORDINATE."""
+    return (np.abs(pos) > MAX_COORDINATE).any(axis=1)
+
+
+def _coincident_atoms(pos: np.ndarray, group: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the atoms of ``pos [N, 3]`` at the float32 position of an earlier atom of the
+    same ``group`` (molecule id per atom; default: all one molecule)."""
+    pos = np.asarray(pos, dtype=np.float32)
+    keys = [pos[:, 2], pos[:, 1], pos[:, 0]] + ([] if group is None else [group])
+    order = np.lexsort(keys)  # stable: of equal rows, the earliest atom comes first
+    same = (np.diff(pos[order], axis=0) == 0).all(axis=1)
+    if group is not None:
+        same &= np.diff(group[order]) == 0
+    mask = np.zeros(len(pos), dtype=bool)
+    mask[order[1:][same]] = True
+    return mask
+
+
+def _check_geometry(pos: np.ndarray, what: str) -> None:
+    """Reject NaN or infinite coordinates, coordinates beyond MAX_COORDINATE and two atoms at
+    one position in ``pos [N, 3]`` (float64), naming ``what`` and the atoms."""
+    finite = np.isfinite(pos).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite).tolist()
+        raise ValueError(
+            f"{what} has NaN or infinite coordinates (atom(s) {bad[:5]}); expected finite "
+            "Cartesian coordinates in Å"
+        )
+    far = _far_atoms(pos)
+    if far.any():
+        bad = np.flatnonzero(far).tolist()
+        raise ValueError(
+            f"{what} has coordinates beyond ±{MAX_COORDINATE:g} Å (atom(s) {bad[:5]}, up to "
+            f"{np.abs(pos).max():.6g} Å), where float32 positions would round bond lengths; "
+            "expected Cartesian coordinates in Å, centred near the origin"
+        )
+    repeated = _coincident_atoms(pos)
+    if repeated.any():
+        j = int(np.flatnonzero(repeated)[0])
+        pos32 = pos.astype(np.float32)
+        i = int(np.flatnonzero((pos32 == pos32[j]).all(axis=1))[0])
+        raise ValueError(
+            f"{what} has atoms {i} and {j} at the same position {pos32[j].tolist()}; expected "
+            "distinct positions (a repeated atom line or record?)"
+        )
+
+
 def _molecule_data(z: Any, pos: Any, what: str, smiles: str | None = None) -> Data:
     z = torch.as_tensor(np.asarray(z), dtype=torch.long).reshape(-1)
-    pos = torch.as_tensor(np.asarray(pos, dtype=np.float64), dtype=torch.float32)
+    pos = np.asarray(pos, dtype=np.float64)
     if z.numel() == 0:
         raise ValueError(f"{what} has no atoms; expected at least one atom")
     if pos.shape != (z.numel(), 3):
         raise ValueError(
             f"{what}: expected coordinates of shape [{z.numel()}, 3], got {tuple(pos.shape)}"
         )
-    if not torch.isfinite(pos).all():
-        bad = torch.nonzero(~torch.isfinite(pos).all(dim=1)).flatten().tolist()
-        raise ValueError(
-            f"{what} has NaN or infinite coordinates (atom(s) {bad[:5]}); expected finite "
-            "Cartesian coordinates in Å"
-        )
+    _check_geometry(pos, what)
+    pos = torch.as_tensor(pos, dtype=torch.float32)
     if (z < 1).any() or (z >= len(SYMBOLS)).any():
         bad = sorted(set(z[(z < 1) | (z >= len(SYMBOLS))].tolist()))
         raise ValueError(
@@ -89,7 +148,8 @@ def from_ase(atoms: Any, *, name: str | None = None) -> Data:
 
     Raises:
         ValueError: naming the molecule if it is not an ``ase.Atoms``, has no atoms, has NaN
-            or infinite positions, or has a dummy atom (Z = 0).
+            or infinite positions, positions beyond :data:`MAX_COORDINATE`, two atoms at the
+            same position, or a dummy atom (Z = 0).
     """
     what = name if name is not None else repr(atoms)
     if not (hasattr(atoms, "get_atomic_numbers") and hasattr(atoms, "get_positions")):
@@ -124,7 +184,8 @@ def from_rdkit(
     Raises:
         ImportError: naming the ``molecules`` extra if RDKit is missing.
         ValueError: naming the molecule if it is not a ``Mol``, has no atoms, no conformer
-            (or not ``conf_id``), a 2D conformer, NaN coordinates or implicit hydrogens.
+            (or not ``conf_id``), a 2D conformer, implicit hydrogens, or coordinates that are
+            NaN, beyond :data:`MAX_COORDINATE` or the same for two atoms.
     """
     Chem = import_optional("rdkit.Chem", "converting RDKit molecules")
     if not isinstance(mol, Chem.Mol):
@@ -182,7 +243,7 @@ def from_smiles(smiles: str, *, seed: int = 0, optimize: bool = True) -> Data:
 
     Args:
         smiles: the SMILES string.
-        seed: random seed of the embedding. Default ``0``.
+        seed: random seed of the embedding, in ``[0, 2**31)``. Default ``0``.
         optimize: relax the embedded geometry with a force field. Default ``True``.
 
     Returns:
@@ -190,8 +251,9 @@ def from_smiles(smiles: str, *, seed: int = 0, optimize: bool = True) -> Data:
 
     Raises:
         ImportError: naming the ``molecules`` extra if RDKit is missing.
-        ValueError: naming ``smiles`` if RDKit cannot parse it, it has no atoms, no 3D
-            embedding is found, or no force field covers it.
+        ValueError: naming ``smiles`` if RDKit cannot parse it, it has no atoms or a dummy
+            atom ``*``, no 3D embedding is found (or RDKit fails while embedding it), or no
+            force field covers it; naming ``seed`` if it is not an integer in ``[0, 2**31)``.
 
     Example:
         >>> data = from_smiles("CC")
@@ -208,30 +270,39 @@ def from_smiles(smiles: str, *, seed: int = 0, optimize: bool = True) -> Data:
         seed = operator.index(seed)
     except TypeError:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}") from None
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    if not 0 <= seed < 2**31:  # RDKit keeps the seed in a C int
+        raise ValueError(f"seed must be a non-negative integer below 2**31, got {seed}")
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:
         raise ValueError(f"could not parse SMILES {smiles!r}; expected a valid SMILES string")
     if mol.GetNumAtoms() == 0:
         raise ValueError(f"SMILES {smiles!r} has no atoms; expected a molecule")
+    if any(atom.GetAtomicNum() == 0 for atom in mol.GetAtoms()):
+        raise ValueError(
+            f"SMILES {smiles!r} has a dummy atom '*' (atomic number 0); expected chemical "
+            "elements only"
+        )
     mol = Chem.AddHs(mol)
     params = AllChem.ETKDGv3()
     params.randomSeed = seed
-    if AllChem.EmbedMolecule(mol, params) != 0:
-        params.useRandomCoords = True
+    try:
         if AllChem.EmbedMolecule(mol, params) != 0:
-            raise ValueError(f"RDKit found no 3D embedding for SMILES {smiles!r}")
-    if optimize:
-        if AllChem.MMFFHasAllMoleculeParams(mol):
-            AllChem.MMFFOptimizeMolecule(mol, maxIters=2000)
-        elif AllChem.UFFHasAllMoleculeParams(mol):
-            AllChem.UFFOptimizeMolecule(mol, maxIters=2000)
-        else:
-            raise ValueError(
-                f"neither MMFF94 nor UFF has parameters for SMILES {smiles!r}; pass "
-                "optimize=False to keep the unrelaxed embedding"
-            )
+            params.useRandomCoords = True
+            if AllChem.EmbedMolecule(mol, params) != 0:
+                raise ValueError(f"RDKit found no 3D embedding for SMILES {smiles!r}")
+        if optimize:
+            if AllChem.MMFFHasAllMoleculeParams(mol):
+                AllChem.MMFFOptimizeMolecule(mol, maxIters=2000)
+            elif AllChem.UFFHasAllMoleculeParams(mol):
+                AllChem.UFFOptimizeMolecule(mol, maxIters=2000)
+            else:
+                raise ValueError(
+                    f"neither MMFF94 nor UFF has parameters for SMILES {smiles!r}; pass "
+                    "optimize=False to keep the unrelaxed embedding"
+                )
+    except RuntimeError as error:  # an RDKit invariant violated by an unusual molecule
+        reason = " ".join(str(error).split()[:8])
+        raise ValueError(f"RDKit failed to embed SMILES {smiles!r} in 3D: {reason}") from None
     data = from_rdkit(mol, name=f"SMILES {smiles!r}")
     data.smiles = smiles
     return data
@@ -254,7 +325,9 @@ def read_molecules(
     Raises:
         ImportError: naming the ``molecules`` extra if ASE or RDKit is missing.
         ValueError: naming the file if it does not exist, has an unknown extension, holds no
-            molecule, or cannot be parsed, and naming the frame, record or line that fails.
+            molecule, or cannot be parsed (including non-UTF-8 text and, in xyz files, a blank
+            line followed by more lines, which ASE would silently ignore), and naming the frame,
+            record or line that fails, also for the geometries the module docstring lists.
     """
     path = os.fspath(path)
     extension = os.path.splitext(path)[1].lower()
@@ -278,8 +351,44 @@ def read_molecules(
     return molecules
 
 
+def _xyz_layout_error(path: str) -> tuple[int, str] | None:
+    """Where the frames of an (ext)xyz file break as ASE's reader scans them, ``(frame,
+    reason)`` (0-based): an atom count beyond the end of the file, for which ASE reads lines
+    past the end for ever, or lines after a blank line, which ASE ignores. ``None`` if neither
+    (other errors are ASE's to report)."""
+    with open(path, encoding="utf-8", errors="replace") as file:  # universal newlines, as ASE
+        lines = file.read().split("\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the newline that ends the last line
+    k = frame = 0
+    while k < len(lines) and lines[k].strip():
+        try:
+            count = int(lines[k])
+        except ValueError:
+            return None
+        if count > len(lines) - k - 2:
+            return frame, (
+                f"line {k + 1} announces {count} atom(s), but only {len(lines) - k - 1} line(s) "
+                "follow it, for a comment line and one line per atom"
+            )
+        k += 2 + max(count, 0)
+        while k < len(lines) and lines[k].lstrip().startswith("VEC"):
+            k += 1
+        frame += 1
+    rest = next((i + 1 for i in range(k + 1, len(lines)) if lines[i].strip()), None)
+    if rest is None:
+        return None
+    return frame, (
+        f"a blank line ends its {frame} frame(s), but line {rest} follows it; expected no "
+        "blank lines between frames"
+    )
+
+
 def _read_xyz(path: str) -> list[Data]:
     ase_io = import_optional("ase.io", "reading xyz files")
+    layout = _xyz_layout_error(path)
+    if layout is not None:
+        raise ValueError(f"cannot parse {path!r} as (ext)xyz: {layout[1]}")
     try:
         frames = ase_io.read(path, index=":", format="extxyz")
     except Exception as error:  # ASE raises ValueError, XYZError, IndexError, ...
@@ -328,17 +437,30 @@ def _read_mol(path: str, allow_implicit_hydrogens: bool) -> list[Data]:
     return [from_rdkit(mol, allow_implicit_hydrogens=allow_implicit_hydrogens, name=repr(path))]
 
 
+def _universal_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as open() reads text
+
+
 def _read_smiles_file(path: str, seed: int) -> list[Data]:
+    with open(path, "rb") as file:
+        content = file.read()
+    try:
+        decoded = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        number = _universal_newlines(content[: error.start].decode("utf-8")).count("\n") + 1
+        raise ValueError(
+            f"cannot read line {number} of {path!r}: {error.reason} at byte {error.start}; "
+            "expected UTF-8 text"
+        ) from None
     molecules = []
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            try:
-                molecules.append(from_smiles(text.split()[0], seed=seed))
-            except ValueError as error:
-                raise ValueError(f"line {number} of {path!r}: {error}") from error
+    for number, line in enumerate(_universal_newlines(decoded).split("\n"), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            molecules.append(from_smiles(text.split()[0], seed=seed))
+        except ValueError as error:
+            raise ValueError(f"line {number} of {path!r}: {error}") from error
     return molecules
 
 

@@ -38,6 +38,8 @@ import importlib.util
 import operator
 import os
 import os.path as osp
+import re
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -48,6 +50,7 @@ from torch_geometric.data import Data, InMemoryDataset
 
 from ._optional import MOLECULES_EXTRA, import_optional
 from .elements import atomic_number
+from .molecules import MAX_COORDINATE, _coincident_atoms, _far_atoms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -298,24 +301,41 @@ def read_qm9_frame(
 
     Raises:
         ImportError: naming the ``molecules`` extra if pandas is missing.
-        ValueError: naming the file if it lacks a required column.
+        ValueError: naming the file if it does not exist, cannot be parsed as CSV (not UTF-8
+            text, a row with more fields than the header, a damaged ``.gz``) or lacks a
+            required column.
     """
     pd = import_optional("pandas", "reading QM9 CSV files")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    if nrows is not None:
+        nrows = _non_negative_int(nrows, "nrows")
     wanted = {*QM9_COLUMNS, "N_atoms"}
-    frames = []
+    frames, sources = [], []
     for path in paths:
         path = os.fspath(path)
-        frame = pd.read_csv(path, usecols=lambda column: column in wanted, nrows=nrows)
+        if not osp.isfile(path):
+            raise ValueError(f"cannot read QM9 CSV file {path!r}: no such file")
+        try:  # all columns: with usecols, pandas would not reject rows of too many fields
+            with warnings.catch_warnings():  # and the first row's, it drops with a warning
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = pd.read_csv(path, nrows=nrows, index_col=False)
+        except Exception as error:  # ParserError, UnicodeDecodeError, EOFError, zlib.error, ...
+            reason = " ".join(str(error).split())
+            raise ValueError(
+                f"cannot parse QM9 CSV file {path!r}: {type(error).__name__}: {reason}"
+            ) from None
+        frame = frame[[column for column in frame.columns if column in wanted]]
         missing = [column for column in QM9_COLUMNS if column not in frame.columns]
         if missing:
             raise ValueError(f"QM9 CSV file {path!r} lacks the column(s) {', '.join(missing)}")
-        frame.attrs["source"] = path
         frames.append(frame)
+        sources.append(path)
     if not frames:
         raise ValueError("read_qm9_frame needs at least one CSV file, got none")
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
+    frame.attrs["source"] = ", ".join(sources)
+    return frame
 
 
 def read_qm9_csv(
@@ -338,10 +358,30 @@ def read_qm9_csv(
 
     Raises:
         ImportError: naming the ``molecules`` extra if pandas is missing.
-        ValueError: naming the QM9 ``Index`` of a malformed row (unknown element, coordinate
-            count not three per atom, non-numeric or non-finite value).
+        ValueError: naming the file if it cannot be parsed (see :func:`read_qm9_frame`), holds
+            no rows, or its ``Index`` column holds a value that is not an integer or repeats one;
+            naming the QM9 ``Index`` of a malformed row (unknown element, coordinate count not
+            three per atom, non-numeric or non-finite value, a target beyond the float32
+            range) or of an unusable geometry: a coordinate beyond
+            :data:`~flt3d.datasets.molecules.MAX_COORDINATE` (±10⁴ Å, where float32 ``pos``
+            would round bond lengths) or two atoms at the same position.
     """
     return _frame_to_data(read_qm9_frame(paths, nrows=nrows))
+
+
+# The list columns as qm9pack writes them: quoted element symbols, and three values per atom
+# (checked as numbers later), so that splitting them at commas cannot misread a damaged row.
+_SYMBOL = r"('[A-Za-z]+'|\"[A-Za-z]+\")"
+_ELEMENTS_LIST = re.compile(rf"\[{_SYMBOL}(,{_SYMBOL})*\]")
+_VALUE = r"[^\[\],]+"
+_ATOM = rf"\[{_VALUE},{_VALUE},{_VALUE}\]"
+_XYZ_LIST = re.compile(rf"\[{_ATOM}(,{_ATOM})*\]")
+
+
+def _rows_of(rows: np.ndarray, num_rows: int) -> np.ndarray:
+    mask = np.zeros(num_rows, dtype=bool)
+    mask[rows] = True
+    return mask
 
 
 def _bad_rows(index: np.ndarray, mask: np.ndarray) -> str:
@@ -350,12 +390,37 @@ def _bad_rows(index: np.ndarray, mask: np.ndarray) -> str:
     return shown + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
 
 
+def _index_column(frame: pd.DataFrame, source: str) -> np.ndarray:
+    pd = import_optional("pandas", "reading QM9 CSV files")
+    column = frame["Index"]
+    if column.dtype.kind == "i":
+        index = column.to_numpy(dtype=np.int64, copy=True)
+    else:  # a NaN, a fraction, text or a number beyond int64 would not cast faithfully
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2**53))
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise ValueError(
+                f"{source}: column Index must hold integers, which fails in data row(s) "
+                f"{', '.join(str(row + 1) for row in rows[:5])} "
+                f"(got {column.tolist()[int(rows[0])]!r})"
+            )
+        index = values.astype(np.int64)
+    unique, counts = np.unique(index, return_counts=True)
+    if (counts > 1).any():
+        repeated = ", ".join(str(int(i)) for i in unique[counts > 1][:5])
+        raise ValueError(
+            f"{source}: QM9 Index {repeated} occurs more than once; expected each molecule once "
+            "(a repeated row?)"
+        )
+    return index
+
+
 def _frame_to_data(frame: pd.DataFrame) -> list[Data]:
     source = frame.attrs.get("source", "QM9 CSV")
-    try:
-        index = frame["Index"].to_numpy(dtype=np.int64, copy=True)
-    except (TypeError, ValueError):
-        raise ValueError(f"{source}: column Index must hold integers") from None
+    if len(frame) == 0:
+        raise ValueError(f"{source}: holds no QM9 rows; expected at least one molecule")
+    index = _index_column(frame, source)
 
     elements = frame["Elements"].tolist()
     coordinates = frame["XYZ_Ang"].tolist()
@@ -367,7 +432,19 @@ def _frame_to_data(frame: pd.DataFrame) -> list[Data]:
     )  # fmt: skip
     if not_text.any():
         raise ValueError(
-            f"{source}: empty Elements, XYZ_Ang or SMILES in QM9 Index {_bad_rows(index, not_text)}"
+            f"{source}: empty or non-text Elements, XYZ_Ang or SMILES in QM9 Index "
+            f"{_bad_rows(index, not_text)}"
+        )
+
+    malformed = np.array(
+        [not (_ELEMENTS_LIST.fullmatch(e.replace(" ", "")) and _XYZ_LIST.fullmatch(c.replace(" ", "")))
+         for e, c in zip(elements, coordinates)],
+        dtype=bool,
+    )  # fmt: skip
+    if malformed.any():
+        raise ValueError(
+            f"{source}: malformed Elements or XYZ_Ang list in QM9 Index "
+            f"{_bad_rows(index, malformed)}; expected ['C','H',...] and [[x,y,z],...]"
         )
 
     num_atoms = np.array([e.count(",") + 1 for e in elements], dtype=np.int64)
@@ -390,8 +467,7 @@ def _frame_to_data(frame: pd.DataFrame) -> list[Data]:
         try:
             numbers[k] = atomic_number(symbol)
         except ValueError:
-            mask = np.zeros(len(frame), dtype=bool)
-            mask[row_of_atom[inverse == k]] = True
+            mask = _rows_of(row_of_atom[inverse.reshape(-1) == k], len(frame))
             raise ValueError(
                 f"{source}: unknown element symbol {symbol!r} in QM9 Index {_bad_rows(index, mask)}"
             ) from None
@@ -413,10 +489,22 @@ def _frame_to_data(frame: pd.DataFrame) -> list[Data]:
     xyz = xyz.reshape(-1, 3)
     not_finite = ~np.isfinite(xyz).all(axis=1)
     if not_finite.any():
-        mask = np.zeros(len(frame), dtype=bool)
-        mask[row_of_atom[not_finite]] = True
         raise ValueError(
-            f"{source}: non-finite coordinate in XYZ_Ang of QM9 Index {_bad_rows(index, mask)}"
+            f"{source}: non-finite coordinate in XYZ_Ang of QM9 Index "
+            f"{_bad_rows(index, _rows_of(row_of_atom[not_finite], len(frame)))}"
+        )
+    far = _far_atoms(xyz)
+    if far.any():
+        raise ValueError(
+            f"{source}: coordinate beyond ±{MAX_COORDINATE:g} Å (where float32 positions round "
+            "bond lengths) in XYZ_Ang of QM9 Index "
+            f"{_bad_rows(index, _rows_of(row_of_atom[far], len(frame)))}"
+        )
+    repeated = _coincident_atoms(xyz, row_of_atom)
+    if repeated.any():
+        raise ValueError(
+            f"{source}: two atoms at the same position in XYZ_Ang of QM9 Index "
+            f"{_bad_rows(index, _rows_of(row_of_atom[repeated], len(frame)))}"
         )
 
     columns = [column for column, _ in _TARGET_COLUMNS]
@@ -430,7 +518,14 @@ def _frame_to_data(frame: pd.DataFrame) -> list[Data]:
             f"{source}: missing or non-finite target in QM9 Index {_bad_rows(index, not_finite)}"
         )
     factors = np.array([factor for _, factor in _TARGET_COLUMNS], dtype=np.float64)
-    y = torch.from_numpy((raw * factors).astype(np.float32))
+    with np.errstate(over="ignore"):
+        y = (raw * factors).astype(np.float32)
+    overflow = ~np.isfinite(y).all(axis=1)
+    if overflow.any():
+        raise ValueError(
+            f"{source}: target beyond the float32 range in QM9 Index {_bad_rows(index, overflow)}"
+        )
+    y = torch.from_numpy(y)
     z_all = torch.from_numpy(z)
     pos_all = torch.from_numpy(xyz.astype(np.float32))
     idx_all = torch.from_numpy(index)
