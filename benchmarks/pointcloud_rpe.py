@@ -109,6 +109,8 @@ VARIANTS = {
         "spectral_filter": True,
     },
 }
+DEFAULT_VARIANTS = ("flt_rpe", "performer", "performer_ape", "exact_rpe")
+"""The default run's variants (``flt_local`` runs on request)."""
 REFERENCE = "flt_rpe"
 BASELINES = ("performer", "performer_ape")
 MODES = ("exact", "linear")
@@ -448,7 +450,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--root", default=None, help="processed-data cache (default $FLT3D_DATA/shapes)"
     )
     parser.add_argument(
-        "--variants", nargs="+", default=[v for v in VARIANTS if v != "flt_local"],
+        "--variants", nargs="+", default=list(DEFAULT_VARIANTS),
         choices=list(VARIANTS),
     )  # fmt: skip
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
