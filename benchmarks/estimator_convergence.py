@@ -39,10 +39,10 @@ def inputs():
     return q, k, v, pos, batch
 
 
-def curve(spectrum: str, mask: str, mass: float | None, draws: int) -> dict:
+def reference_layer(spectrum: str, mask: str, mass: float | None):
+    """The exact-mode layer of :func:`curve`: a moved spectrum, its mass rescaled to ``mass``."""
     from flt3d.nn import FLTAttention
 
-    q, k, v, pos, batch = inputs()
     options = dict(spectrum=spectrum, mask=mask, sampler="density", nodes="quadrature")
     torch.manual_seed(0)
     ref = FLTAttention(2, 8, 3, attention="exact", **options).double()
@@ -52,6 +52,15 @@ def curve(spectrum: str, mask: str, mass: float | None, draws: int) -> dict:
             p.add_(0.5 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
         if mass is not None:
             ref.spectrum.weight.mul_(mass / ref.spectrum.mass().unsqueeze(-1))
+    return ref
+
+
+def curve(spectrum: str, mask: str, mass: float | None, draws: int) -> dict:
+    from flt3d.nn import FLTAttention
+
+    q, k, v, pos, batch = inputs()
+    options = dict(spectrum=spectrum, mask=mask, sampler="density", nodes="quadrature")
+    ref = reference_layer(spectrum, mask, mass)
     exact = ref(q, k, v, pos, batch)
     errors = []
     for m in FEATURES:

@@ -430,13 +430,18 @@ class FLTNet(nn.Module):
         ``pbc`` (periodic axes, default all), pairs are found across the periodic boundaries
         (images within the cutoff included); this needs a local model (:attr:`local`).
         """
-        h = self.embed(z)
+        h, pos, batch, num_graphs = self._checked(z, pos, batch, num_graphs)
+        return self._blocks(h, pos, batch, num_graphs, cell, pbc)
+
+    def _checked(self, z, pos, batch, num_graphs) -> tuple[Tensor, Tensor, Tensor, int]:
+        # the element embedding and every check that reads values, once per forward
+        h = self.embed(z)  # checks the elements
         if not isinstance(pos, Tensor) or pos.shape != (z.shape[0], 3):
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
             raise ValueError(f"pos must be [N, 3] = [{z.shape[0]}, 3], got {shape}")
         check_finite(pos)
         batch, num_graphs = check_batch(batch, z.shape[0], z.device, num_graphs)
-        return self._blocks(h, pos.to(h.dtype), batch, num_graphs, cell, pbc)
+        return h, pos.to(h.dtype), batch, num_graphs
 
     def _blocks(self, h, pos, batch, num_graphs, cell, pbc) -> Tensor:
         # the blocks and the final norm, on checked inputs
@@ -492,13 +497,7 @@ class FLTNet(nn.Module):
     ) -> Tensor:
         """Predict per molecule (or periodic structure, with ``cell``; see
         :meth:`representation`); see the class docstring for shapes."""
-        h = self.embed(z)  # checks the elements
-        if not isinstance(pos, Tensor) or pos.shape != (z.shape[0], 3):
-            shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
-            raise ValueError(f"pos must be [N, 3] = [{z.shape[0]}, 3], got {shape}")
-        check_finite(pos)
-        batch, num_graphs = check_batch(batch, z.shape[0], z.device, num_graphs)
-        pos = pos.to(h.dtype)
+        h, pos, batch, num_graphs = self._checked(z, pos, batch, num_graphs)
         h = self._blocks(h, pos, batch, num_graphs, cell, pbc)
         # the head's own checks (shapes, elements, graph ids) were made above
         y = self.head.reduce(self.head.atomwise(h, z), z, pos, batch, num_graphs)

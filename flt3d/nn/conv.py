@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from flt3d.nn.flt_attention import FLTAttention
-from flt3d.nn.graph import check_batch, check_finite, small_graphs
+from flt3d.nn.graph import checked_inputs, small_graphs
 from flt3d.nn.neighbors import Neighbors, neighbor_list
 from flt3d.nn.spectral_filter import SpectralFilter
 
@@ -194,12 +194,7 @@ class FLTConv(nn.Module):
         if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.shape[0] != x.shape[0]:
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
             raise ValueError(f"pos must be [N, pos_dim] with N = {x.shape[0]}, got {shape}")
-        if validate:
-            check_finite(pos)
-        if validate or num_graphs is None:
-            batch, num_graphs = check_batch(batch, x.shape[0], x.device, num_graphs)
-        elif batch is None:
-            batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        batch, num_graphs = checked_inputs(pos, batch, num_graphs, validate)
         if neighbors is None and self.attention == "linear" and self.cutoff is not None:
             if not small_graphs(batch, num_graphs):
                 neighbors = neighbor_list(pos, batch, cutoff=self.cutoff, self_loops=True)

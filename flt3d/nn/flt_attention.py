@@ -20,6 +20,7 @@ from flt3d.nn.graph import (
     center_pos,
     check_batch,
     check_finite,
+    checked_inputs,
     distance,
     graph_pairs,
     small_graphs,
@@ -379,12 +380,7 @@ class FLTAttention(nn.Module):
         checked), for a caller that made them once for several layers (:class:`FLTConv`).
         """
         self._check_inputs(q, k, v, pos)
-        if validate:
-            check_finite(pos)
-        if validate or num_graphs is None:
-            batch, num_graphs = check_batch(batch, q.shape[0], q.device, num_graphs)
-        elif batch is None:
-            batch = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+        batch, num_graphs = checked_inputs(pos, batch, num_graphs, validate)
         if neighbors is not None and neighbors.periodic and self.far is not None:
             raise ValueError(
                 "periodic neighbours need a local attention (far=None): attention beyond the "

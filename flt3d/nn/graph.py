@@ -11,6 +11,7 @@ __all__ = [
     "graph_pairs",
     "check_batch",
     "check_finite",
+    "checked_inputs",
     "distance",
     "small_graphs",
     "DENSE_LIMIT",
@@ -72,6 +73,20 @@ def check_finite(pos: Tensor) -> None:
     """Raise a ``ValueError`` if ``pos`` holds NaN or infinite coordinates (one host sync)."""
     if not bool(torch.isfinite(pos).all()):
         raise ValueError("pos contains NaN or infinite coordinates")
+
+
+def checked_inputs(
+    pos: Tensor, batch: Tensor | None, num_graphs: int | None, validate: bool
+) -> tuple[Tensor, int]:
+    """``(batch, num_graphs)`` for a layer: checked (finite ``pos``, :func:`check_batch`)
+    unless ``validate=False`` with ``num_graphs`` given, when a caller checked them already."""
+    if validate:
+        check_finite(pos)
+    if validate or num_graphs is None:
+        return check_batch(batch, pos.shape[0], pos.device, num_graphs)
+    if batch is None:
+        batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
+    return batch, num_graphs
 
 
 def center_pos(pos: Tensor, batch: Tensor, num_graphs: int) -> Tensor:

@@ -24,8 +24,7 @@ from flt3d.nn.densities import make_spectrum
 from flt3d.nn.flt_attention import ATTENTIONS, REDRAWS
 from flt3d.nn.graph import (
     center_pos,
-    check_batch,
-    check_finite,
+    checked_inputs,
     distance,
     graph_pairs,
     small_graphs,
@@ -184,12 +183,7 @@ class SpectralFilter(nn.Module):
                 f"pos must be [N, {self.pos_dim}] = [{v.shape[0]}, {self.pos_dim}], "
                 f"got {tuple(pos.shape)}"
             )
-        if validate:
-            check_finite(pos)
-        if validate or num_graphs is None:
-            batch, num_graphs = check_batch(batch, v.shape[0], v.device, num_graphs)
-        elif batch is None:
-            batch = torch.zeros(v.shape[0], dtype=torch.long, device=v.device)
+        batch, num_graphs = checked_inputs(pos, batch, num_graphs, validate)
         pos = center_pos(pos.to(v.dtype), batch, num_graphs)
         frequencies = self.frequencies()
         if neighbors is not None and neighbors.periodic:

@@ -23,32 +23,16 @@ import math
 import pytest
 import torch
 
-from flt3d.nn import FLTAttention
-
 
 @pytest.fixture(scope="module")
 def bench(benchmark_module):
     return benchmark_module("estimator_convergence")
 
 
-def reference(bench, spectrum: str, mask: str, mass: float | None) -> FLTAttention:
-    """The exact-mode layer of ``bench.curve``: moved spectrum, optionally rescaled mass."""
-    options = dict(spectrum=spectrum, mask=mask, sampler="density", nodes="quadrature")
-    torch.manual_seed(0)
-    ref = FLTAttention(2, 8, 3, attention="exact", **options).double()
-    gen = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for p in ref.spectrum.parameters():
-            p.add_(0.5 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-        if mass is not None:
-            ref.spectrum.weight.mul_(mass / ref.spectrum.mass().unsqueeze(-1))
-    return ref
-
-
 @pytest.mark.parametrize("mask,mass", [("exp", 0.25), ("exp", None), ("mul", None)])
 def test_exact_reference_is_the_pairwise_formula(bench, mask, mass):
     q, k, v, pos, batch = bench.inputs()
-    ref = reference(bench, "gaussian_mixture", mask, mass)
+    ref = bench.reference_layer("gaussian_mixture", mask, mass)
     with torch.no_grad():
         out = ref(q, k, v, pos, batch)
         brute = torch.empty_like(v)
