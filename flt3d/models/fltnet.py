@@ -31,7 +31,7 @@ from torch.utils.checkpoint import checkpoint
 from flt3d.datasets.elements import SYMBOLS, atomic_number, element_symbol
 from flt3d.datasets.qm9 import TARGETS, target_index
 from flt3d.models._common import block_stack, check_dropout, check_positive
-from flt3d.nn.graph import check_batch, check_finite, small_graphs
+from flt3d.nn.graph import check_batch, check_finite, graph_sizes
 from flt3d.nn.heads import (
     HEADS,
     MAX_Z,
@@ -447,6 +447,7 @@ class FLTNet(nn.Module):
         # the blocks and the final norm, on checked inputs
         neighbors, order = None, None
         cutoff = self.cutoff
+        sizes = graph_sizes(batch, num_graphs)  # the one read of the graph sizes
         if cell is not None:
             if not self.local:
                 raise ValueError(
@@ -461,7 +462,7 @@ class FLTNet(nn.Module):
         elif (
             cutoff is not None
             and self.attention == "linear"
-            and not small_graphs(batch, num_graphs)
+            and not sizes.small()
         ):
             # atoms in the order they lie in space, so that the pair sums' gathers and scatters
             # hit the cache (see spatial_order); one neighbour list for every block (the search
@@ -471,7 +472,7 @@ class FLTNet(nn.Module):
             neighbors = neighbor_list(pos, batch, cutoff=cutoff, self_loops=True)
         recompute = torch.is_grad_enabled() and h.shape[0] > RECOMPUTE_ATOMS
         # checked once above for every block and branch
-        checked = {"neighbors": neighbors, "num_graphs": num_graphs, "validate": False}
+        checked = {"neighbors": neighbors, "num_graphs": num_graphs, "validate": False, "sizes": sizes}
         for block in self.blocks:
             if recompute:  # large systems: keep each block's input only, recompute the rest
                 h = checkpoint(block, h, pos, batch, use_reentrant=False, **checked)

@@ -16,6 +16,7 @@ from torch_geometric.nn import global_mean_pool
 
 from flt3d.datasets.grid import PatchEmbedding
 from flt3d.models._common import attention_spectrum, block_stack, check_dropout, check_positive
+from flt3d.nn.graph import GraphSizes
 
 __all__ = ["ImageClassifier"]
 
@@ -170,8 +171,11 @@ class ImageClassifier(nn.Module):
         x, pos, batch = self.patch_embedding(images)
         if self.position_embedding is not None:
             x = x + self.position_embedding.weight.repeat(images.shape[0], 1)
-        for block in self.blocks:  # grid coordinates and graph ids: nothing to check
-            x = block(x, pos, batch, num_graphs=images.shape[0], validate=False)
+        b, n = images.shape[0], x.shape[0] // max(images.shape[0], 1)
+        # grid coordinates and graph ids: nothing to check, and every image has n patches
+        checked = {"num_graphs": b, "validate": False, "sizes": GraphSizes(b, b * n, n, b * n * n)}
+        for block in self.blocks:
+            x = block(x, pos, batch, **checked)
         x = global_mean_pool(self.norm(x), batch, size=images.shape[0])
         return self.classifier(self.dropout(x))
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import global_max_pool, global_mean_pool
 
 from flt3d.models._common import attention_spectrum, block_stack, check_dropout, check_positive
-from flt3d.nn.graph import center_pos, check_batch, check_finite
+from flt3d.nn.graph import GraphSizes, center_pos, check_batch, check_finite
 
 __all__ = ["POOLINGS", "PointCloudClassifier"]
 
@@ -291,16 +291,24 @@ class PointCloudClassifier(nn.Module):
             raise ValueError(f"pos must be [N, 3], got {shape}")
         batch, num_graphs = check_batch(batch, pos.shape[0], pos.device, num_graphs)
         counts = torch.bincount(batch, minlength=num_graphs)
-        if num_graphs and not bool(counts.all()):
+        # one read for the empty-cloud check and the blocks' layout choices
+        smallest, largest, squares = (
+            torch.stack([counts.min(), counts.max(), counts.pow(2).sum()]).tolist()
+            if num_graphs
+            else (1, 0, 0)
+        )
+        if smallest == 0:
             empty = torch.nonzero(counts == 0).flatten().tolist()
             raise ValueError(
                 f"clouds {empty[:10]} have no points: a class needs at least one point "
                 f"(batch ids and num_graphs={num_graphs})"
             )
         check_finite(pos)
+        sizes = GraphSizes(num_graphs, pos.shape[0], largest, squares)
         h = self.embed(x, pos, batch, num_graphs)
+        checked = {"num_graphs": num_graphs, "validate": False, "sizes": sizes}
         for block in self.blocks:  # inputs checked above, once for every block
-            h = block(h, pos, batch, num_graphs=num_graphs, validate=False)
+            h = block(h, pos, batch, **checked)
         h = self.norm(h)
         pooled = []
         if self.pooling in ("mean", "mean_max"):

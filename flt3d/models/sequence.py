@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from flt3d.datasets.grid import sequence_grid
 from flt3d.models._common import attention_spectrum, block_stack, check_dropout, check_positive
+from flt3d.nn.graph import GraphSizes
 
 __all__ = ["SequenceModel"]
 
@@ -169,8 +170,10 @@ class SequenceModel(nn.Module):
             x = x + self.position_embedding.weight[:length]
         x = self.dropout(x).reshape(b * length, self.hidden_channels)
         pos, batch = sequence_grid(b, length, device=x.device, dtype=x.dtype)
-        for block in self.blocks:  # grid coordinates and graph ids: nothing to check
-            x = block(x, pos, batch, num_graphs=b, validate=False)
+        # grid coordinates and graph ids: nothing to check, and every sequence has L tokens
+        sizes = GraphSizes(b, b * length, length, b * length**2)
+        for block in self.blocks:
+            x = block(x, pos, batch, num_graphs=b, validate=False, sizes=sizes)
         return self.out(self.norm(x)).view(b, length, self.vocab_size)
 
     def __repr__(self) -> str:

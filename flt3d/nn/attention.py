@@ -17,7 +17,9 @@ import math
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
-from torch_geometric.utils import scatter, softmax, to_dense_batch
+from torch_geometric.utils import scatter, softmax
+
+from flt3d.nn.graph import GraphSizes, dense_batch, graph_sizes
 
 __all__ = [
     "linear_attention",
@@ -52,19 +54,20 @@ def _causal_chunk(
     v: Tensor,
     q_outer: Tensor | None,
     k_outer: Tensor | None,
-    batch: Tensor,
+    runs: list[tuple[int, int]],
     state: Tensor,
     peak: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    # rows of one graph are contiguous here. Per graph: a running per-feature maximum of the
-    # key exponents (a prefix maximum, so no row sees a later one), a masked [n, n, H, m]
-    # block within the chunk, and before it the graph's state, kept relative to its maximum.
-    graphs, counts = torch.unique_consecutive(batch, return_counts=True)
-    sizes = counts.tolist()
+    # rows of one graph are contiguous here: ``runs`` lists (graph, rows) in row order. Per
+    # graph: a running per-feature maximum of the key exponents (a prefix maximum, so no row
+    # sees a later one), a masked [n, n, H, m] block within the chunk, and before it the
+    # graph's state, kept relative to its maximum.
+    graphs = [g for g, _ in runs]
+    sizes = [size for _, size in runs]
     split = [t.split(sizes) if t is not None else [None] * len(sizes) for t in (q_outer, k_outer)]
     outs, states, peaks = [], [], []
     for g, eq, ek, vs, pq, pk in zip(
-        graphs.tolist(), q_exponent.split(sizes), k_exponent.split(sizes), v.split(sizes), *split
+        graphs, q_exponent.split(sizes), k_exponent.split(sizes), v.split(sizes), *split
     ):
         n = eq.shape[0]
         prev = peak[g]  # [H, m]; -inf before the graph's first key
@@ -90,11 +93,29 @@ def _causal_chunk(
         outs.append(out)
         states.append(state[g] * decay + update)
         peaks.append(top)
+    index = torch.tensor(graphs, device=state.device)
     return (
         torch.cat(outs),
-        state.index_copy(0, graphs, torch.stack(states)),
-        peak.index_copy(0, graphs, torch.stack(peaks)),
+        state.index_copy(0, index, torch.stack(states)),
+        peak.index_copy(0, index, torch.stack(peaks)),
     )
+
+
+def _chunk_runs(counts: list[int], rows: int) -> list[list[tuple[int, int]]]:
+    """(graph, rows) runs of each chunk of ``rows`` rows, for graphs of ``counts`` rows laid
+    out one after the other (graph order)."""
+    chunks, current, room = [], [], rows
+    for g, count in enumerate(counts):
+        while count:
+            take = min(count, room)
+            current.append((g, take))
+            count, room = count - take, room - take
+            if room == 0:
+                chunks.append(current)
+                current, room = [], rows
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def causal_linear_attention(
@@ -136,7 +157,11 @@ def causal_linear_attention(
     if n == 0:
         return v.new_zeros(v.shape)
     perm = None
-    if bool((batch[1:] < batch[:-1]).any()):
+    # one host read: whether rows are in graph order, and the graph sizes that split chunks
+    unsorted, *counts = torch.cat(
+        [(batch[1:] < batch[:-1]).any().view(1).long(), torch.bincount(batch, minlength=num_graphs)]
+    ).tolist()
+    if unsorted:
         perm = torch.argsort(batch, stable=True)
         q_exponent, k_exponent, v, batch = q_exponent[perm], k_exponent[perm], v[perm], batch[perm]
         if q_outer is not None:
@@ -150,8 +175,8 @@ def causal_linear_attention(
     pieces = [t.split(rows) for t in (q_exponent, k_exponent, v1)]
     outers = [t.split(rows) if t is not None else [None] * len(pieces[0]) for t in (q_outer, k_outer)]
     outs = []
-    for eq, ek, vc, pq, pk, bc in zip(*pieces, *outers, batch.split(rows), strict=True):
-        out, state, peak = _maybe_checkpoint(_causal_chunk, eq, ek, vc, pq, pk, bc, state, peak)
+    for eq, ek, vc, pq, pk, runs in zip(*pieces, *outers, _chunk_runs(counts, rows), strict=True):
+        out, state, peak = _maybe_checkpoint(_causal_chunk, eq, ek, vc, pq, pk, runs, state, peak)
         outs.append(out)
     out = torch.cat(outs, dim=0)
     out = out[..., :-1] / out[..., -1:]
@@ -161,9 +186,18 @@ def causal_linear_attention(
 
 
 def linear_attention_sums(
-    phi_q: Tensor, phi_k: Tensor, v: Tensor, batch: Tensor, num_graphs: int
+    phi_q: Tensor,
+    phi_k: Tensor,
+    v: Tensor,
+    batch: Tensor,
+    num_graphs: int,
+    *,
+    sizes: GraphSizes | None = None,
 ) -> Tensor:
     r"""Unnormalised sums :math:`\phi_Q(i)^\top S_{g(i)}` with :math:`S_g = \sum_{j\in g}\phi_K(j)[v_j, 1]^\top`.
+
+    ``sizes`` (:class:`~flt3d.nn.graph.GraphSizes`, read from ``batch`` if not given) chooses
+    between a padded layout and segment sums.
 
     Returns:
         ``[N, H, E + 1]``: the numerator and, last, the normaliser of :func:`linear_attention`.
@@ -178,15 +212,13 @@ def linear_attention_sums(
     if num_graphs == 1:
         state = torch.einsum("nhm,nhe->hme", phi_k, v1)
         return torch.einsum("nhm,hme->nhe", phi_q, state)
-    counts = torch.bincount(batch, minlength=num_graphs)
-    if num_graphs * int(counts.max()) <= 2 * n:
+    sizes = graph_sizes(batch, num_graphs) if sizes is None else sizes.check(batch, num_graphs)
+    if sizes.padded():
         # graphs of similar sizes (molecules): a padded [G, n, ...] layout turns the segment
         # sums into batched matrix products, with no per-token copy of the state
-        perm = torch.argsort(batch, stable=True)
-        dense = [to_dense_batch(t[perm], batch[perm], batch_size=num_graphs) for t in (phi_q, phi_k, v1)]
-        real = dense[0][1]
-        state = torch.einsum("gnhm,gnhe->ghme", dense[1][0], dense[2][0])
-        out = torch.einsum("gnhm,ghme->gnhe", dense[0][0], state)[real]
+        (dq, dk, dv), real, perm = dense_batch([phi_q, phi_k, v1], batch, sizes)
+        state = torch.einsum("gnhm,gnhe->ghme", dk, dv)
+        out = torch.einsum("gnhm,ghme->gnhe", dq, state)[real]
         return torch.empty_like(out).index_copy_(0, perm, out)
     rows = _chunk_rows(heads * m * e)
     state = v1.new_zeros(num_graphs, heads, m, e)
@@ -207,6 +239,8 @@ def linear_attention(
     v: Tensor,
     batch: Tensor,
     num_graphs: int,
+    *,
+    sizes: GraphSizes | None = None,
 ) -> Tensor:
     r"""Normalised linear attention with positive feature maps on a flat batch.
 
@@ -224,13 +258,15 @@ def linear_attention(
         v: values, ``[N, H, E]``.
         batch: graph id per token, ``[N]`` long.
         num_graphs: number of graphs ``G``.
+        sizes: the batch's :class:`~flt3d.nn.graph.GraphSizes` (read from ``batch`` if not
+            given: one host sync).
 
     Returns:
         ``[N, H, E]``.
     """
     if phi_q.shape[0] == 0:
         return v.new_zeros(v.shape)
-    out = linear_attention_sums(phi_q, phi_k, v, batch, num_graphs)
+    out = linear_attention_sums(phi_q, phi_k, v, batch, num_graphs, sizes=sizes)
     tiny = torch.finfo(out.dtype).tiny
     return out[..., :-1] / out[..., -1:].clamp_min(tiny)
 

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from flt3d.nn.flt_attention import FLTAttention
-from flt3d.nn.graph import checked_inputs, small_graphs
+from flt3d.nn.graph import GraphSizes, checked_inputs, graph_sizes
 from flt3d.nn.neighbors import Neighbors, neighbor_list
 from flt3d.nn.spectral_filter import SpectralFilter
 
@@ -186,21 +186,24 @@ class FLTConv(nn.Module):
         neighbors: Neighbors | None = None,
         num_graphs: int | None = None,
         validate: bool = True,
+        sizes: GraphSizes | None = None,
     ) -> Tensor:
-        """Convolve; ``num_graphs`` and ``validate`` as in :meth:`FLTAttention.forward
-        <flt3d.nn.FLTAttention.forward>`: the inputs are checked here once for every branch."""
+        """Convolve; ``num_graphs``, ``validate`` and ``sizes`` as in :meth:`FLTAttention.forward
+        <flt3d.nn.FLTAttention.forward>`: the inputs are checked, and the graph sizes read,
+        here once for every branch."""
         if x.dim() != 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"x must be [N, {self.in_channels}], got {tuple(x.shape)}")
         if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.shape[0] != x.shape[0]:
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
             raise ValueError(f"pos must be [N, pos_dim] with N = {x.shape[0]}, got {shape}")
         batch, num_graphs = checked_inputs(pos, batch, num_graphs, validate)
+        sizes = graph_sizes(batch, num_graphs) if sizes is None else sizes.check(batch, num_graphs)
         if neighbors is None and self.attention == "linear" and self.cutoff is not None:
-            if not small_graphs(batch, num_graphs):
+            if not sizes.small():
                 neighbors = neighbor_list(pos, batch, cutoff=self.cutoff, self_loops=True)
         branches = 1 + (self.filter is not None) + (self.long_filter is not None)
         qkvu = self.qkv(x).view(-1, 2 + branches, self.heads, self.head_channels).unbind(1)
-        checked = {"num_graphs": num_graphs, "validate": False}
+        checked = {"num_graphs": num_graphs, "validate": False, "sizes": sizes}
         outs = [self.attn(*qkvu[:3], pos, batch, neighbors=neighbors, **checked).flatten(1)]
         extra = iter(qkvu[3:])
         if self.filter is not None:
@@ -284,11 +287,12 @@ class FLTBlock(nn.Module):
         neighbors: Neighbors | None = None,
         num_graphs: int | None = None,
         validate: bool = True,
+        sizes: GraphSizes | None = None,
     ) -> Tensor:
         """Pre-norm residual block; arguments as :meth:`FLTConv.forward`."""
         conv = self.conv(
             self.norm1(x), pos, batch, neighbors=neighbors, num_graphs=num_graphs,
-            validate=validate,
+            validate=validate, sizes=sizes,
         )  # fmt: skip
         x = x + self.dropout(conv)
         return x + self.dropout(self.mlp(self.norm2(x)))

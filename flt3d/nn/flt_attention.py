@@ -6,7 +6,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import to_dense_batch
 
 from flt3d.nn.attention import (
     causal_linear_attention,
@@ -17,13 +16,15 @@ from flt3d.nn.attention import (
 )
 from flt3d.nn.densities import make_spectrum
 from flt3d.nn.graph import (
+    GraphSizes,
     center_pos,
     check_batch,
     check_finite,
     checked_inputs,
+    dense_batch,
     distance,
     graph_pairs,
-    small_graphs,
+    graph_sizes,
 )
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
@@ -372,15 +373,20 @@ class FLTAttention(nn.Module):
         neighbors: Neighbors | None = None,
         num_graphs: int | None = None,
         validate: bool = True,
+        sizes: GraphSizes | None = None,
     ) -> Tensor:
         """Attend; see the class docstring for shapes.
 
         ``num_graphs`` is ``G`` (default ``batch.max() + 1``). ``validate=False`` skips the
         checks that read values (finite ``pos``, graph ids in ``[0, G)``; shapes are always
         checked), for a caller that made them once for several layers (:class:`FLTConv`).
+        ``sizes`` (:class:`~flt3d.nn.graph.GraphSizes`) are the graph sizes that choose the
+        layout (dense blocks, pair lists or a neighbour list); a caller that computed them once
+        for several layers passes them, else they are read here (one host sync).
         """
         self._check_inputs(q, k, v, pos)
         batch, num_graphs = checked_inputs(pos, batch, num_graphs, validate)
+        sizes = graph_sizes(batch, num_graphs) if sizes is None else sizes.check(batch, num_graphs)
         if neighbors is not None and neighbors.periodic and self.far is not None:
             raise ValueError(
                 "periodic neighbours need a local attention (far=None): attention beyond the "
@@ -389,13 +395,10 @@ class FLTAttention(nn.Module):
         pos = center_pos(pos.to(q.dtype), batch, num_graphs)
         projection, frequencies = self.draws()
         if self.far is None:
-            return self._local_only(q, k, v, pos, batch, num_graphs, neighbors)
+            return self._local_only(q, k, v, pos, batch, num_graphs, neighbors, sizes)
         if self.attention == "exact":
-            counts = torch.bincount(batch, minlength=num_graphs)
-            if q.shape[0] and num_graphs * int(counts.max()) ** 2 <= self.dense_waste * int(
-                counts.pow(2).sum()
-            ):
-                return self._exact_dense(q, k, v, pos, batch, num_graphs, frequencies)
+            if q.shape[0] and num_graphs * sizes.largest**2 <= self.dense_waste * sizes.squares:
+                return self._exact_dense(q, k, v, pos, batch, sizes, frequencies)
             pairs = graph_pairs(batch, num_graphs, causal=self.causal)
             rpe = scale = None
             if self.spectrum is not None:
@@ -415,20 +418,20 @@ class FLTAttention(nn.Module):
             phi_q = (phi_q.unsqueeze(-1) * outer[0].unsqueeze(-2)).flatten(-2)
             phi_k = (phi_k.unsqueeze(-1) * outer[1].unsqueeze(-2)).flatten(-2)
         if self.cutoff is None:
-            return linear_attention(phi_q, phi_k, v, batch, num_graphs)
-        if small_graphs(batch, num_graphs):
-            return self._with_short_range_dense(xq, xk, phi_q, phi_k, row, v, pos, batch, num_graphs)
+            return linear_attention(phi_q, phi_k, v, batch, num_graphs, sizes=sizes)
+        if sizes.small():
+            return self._with_short_range_dense(xq, xk, phi_q, phi_k, row, v, pos, batch, sizes)
         neighbors = local_neighbors(neighbors, pos, batch, num_graphs, self.cutoff)
-        sums = linear_attention_sums(phi_q, phi_k, v, batch, num_graphs)
+        sums = linear_attention_sums(phi_q, phi_k, v, batch, num_graphs, sizes=sizes)
         return self._with_short_range(sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors)
 
-    def _local_only(self, q, k, v, pos, batch, num_graphs, neighbors) -> Tensor:
+    def _local_only(self, q, k, v, pos, batch, num_graphs, neighbors, sizes) -> Tensor:
         # far=None: w_ij = u(r_ij) exp(q.k / sqrt(d) + F(delta)) over pairs within the cutoff.
         # Exact mode sums every pair of a graph (u = 0 beyond the cutoff); linear mode the
         # pairs of each small graph within the cutoff, or a neighbour list: the same weights.
         # A periodic list (pairs across cell boundaries, images included) serves both modes.
         periodic = neighbors is not None and neighbors.periodic
-        if not periodic and (self.attention == "exact" or small_graphs(batch, num_graphs)):
+        if not periodic and (self.attention == "exact" or sizes.small()):
             i, j = graph_pairs(batch, num_graphs)
             delta = pos[i] - pos[j]
             if self.attention == "linear":
@@ -561,15 +564,10 @@ class FLTAttention(nn.Module):
         total = near + far * ratio
         return total[..., :-1] / total[..., -1:]
 
-    def _with_short_range_dense(self, xq, xk, phi_q, phi_k, row, v, pos, batch, num_graphs):
+    def _with_short_range_dense(self, xq, xk, phi_q, phi_k, row, v, pos, batch, sizes):
         # The estimator of _with_short_range, laid out as [G, n, n] blocks for small graphs
         # (molecules): the same weights, computed with batched products instead of pair lists.
-        perm = torch.argsort(batch, stable=True)
-        dense = [
-            to_dense_batch(t[perm], batch[perm], batch_size=num_graphs)[0]
-            for t in (xq, xk, phi_q, phi_k, row, v, pos)
-        ]
-        real = to_dense_batch(v[perm], batch[perm], batch_size=num_graphs)[1]
+        dense, real, perm = dense_batch([xq, xk, phi_q, phi_k, row, v, pos], batch, sizes)
         dq, dk, fq, fk, drow, dv, dpos = dense
         delta = dpos.unsqueeze(2) - dpos.unsqueeze(1)  # [G, n, n, D]
         keys = (real.unsqueeze(1) & real.unsqueeze(2)).unsqueeze(-1)  # [G, n, n, 1]
@@ -604,7 +602,7 @@ class FLTAttention(nn.Module):
         v: Tensor,
         pos: Tensor,
         batch: Tensor,
-        num_graphs: int,
+        sizes: GraphSizes,
         frequencies: Tensor | None = None,
     ) -> Tensor:
         # the RPE matrix through its low-rank factors psi_Q . psi_K, equal to rpe(r_i - r_j)
@@ -616,22 +614,20 @@ class FLTAttention(nn.Module):
             flat.append(pos)
         elif self.spectrum is not None:
             flat += list(self.spectrum.features(pos, frequencies))
-        perm = torch.argsort(batch, stable=True)
-        dense = [to_dense_batch(t[perm], batch[perm], batch_size=num_graphs) for t in flat]
-        real = dense[0][1]
+        dense, real, perm = dense_batch(flat, batch, sizes)
         rpe = scale = None
         if direct:
-            dense_pos = dense[3][0]
+            dense_pos = dense[3]
             delta = dense_pos.unsqueeze(2) - dense_pos.unsqueeze(1)
             rpe, scale = self.rpe(delta, frequencies), self.logit_scale(delta)
         elif self.spectrum is not None:
-            rpe = torch.einsum("gihr,gjhr->gijh", dense[3][0], dense[4][0])
+            rpe = torch.einsum("gihr,gjhr->gijh", dense[3], dense[4])
             if self.mask == "mul":
                 rpe = rpe + self.mul_shift(frequencies).to(rpe.dtype)
         out = dense_exact_attention(
-            dense[0][0],
-            dense[1][0],
-            dense[2][0],
+            dense[0],
+            dense[1],
+            dense[2],
             real,
             rpe=rpe,
             mask=self.mask,

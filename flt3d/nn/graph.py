@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
-from torch_geometric.utils import scatter
+from torch_geometric.utils import scatter, to_dense_batch
 
 __all__ = [
     "center_pos",
@@ -12,7 +14,10 @@ __all__ = [
     "check_batch",
     "check_finite",
     "checked_inputs",
+    "dense_batch",
     "distance",
+    "graph_sizes",
+    "GraphSizes",
     "small_graphs",
     "DENSE_LIMIT",
 ]
@@ -138,12 +143,90 @@ def distance(delta: Tensor) -> Tensor:
     return torch.where(positive, torch.where(positive, r2, torch.ones_like(r2)).sqrt(), 0.0)
 
 
-def small_graphs(batch: Tensor, num_graphs: int, *, limit: int = DENSE_LIMIT, waste: float = 2.0) -> bool:
-    """Whether every graph has at most ``limit`` nodes and padding them to the largest costs at
-    most ``waste`` times the nodes: then a dense ``[G, n, n]`` layout is cheaper than pair lists
-    and still O(N) (at most ``limit`` pairs per node)."""
+@dataclass(frozen=True)
+class GraphSizes:
+    r"""The node counts of a batch that layout choices read: dense ``[G, n, n]`` blocks, pair
+    lists or a neighbour list, padded or segment sums.
+
+    Reading them from the batch vector is a host synchronisation, so a model computes them
+    once per forward (:func:`graph_sizes`) and hands them to every layer as ``sizes=``.
+
+    Attributes:
+        num_graphs: ``G``.
+        num_nodes: ``N``.
+        largest: nodes of the largest graph.
+        squares: :math:`\sum_g n_g^2`, the pairs of exact attention.
+    """
+
+    num_graphs: int
+    num_nodes: int
+    largest: int
+    squares: int
+
+    def small(self, *, limit: int = DENSE_LIMIT, waste: float = 2.0) -> bool:
+        """Whether every graph has at most ``limit`` nodes and padding them to the largest
+        costs at most ``waste`` times the nodes: then a dense ``[G, n, n]`` layout is cheaper
+        than pair lists and still O(N) (at most ``limit`` pairs per node)."""
+        return self.largest <= limit and self.padded(waste=waste)
+
+    def padded(self, *, waste: float = 2.0) -> bool:
+        """Whether a padded ``[G, n_max, ...]`` layout holds at most ``waste`` times the nodes
+        (graphs of similar sizes)."""
+        if self.num_nodes == 0 or self.num_graphs == 0:
+            return False
+        return self.num_graphs * self.largest <= waste * self.num_nodes
+
+    def check(self, batch: Tensor, num_graphs: int) -> GraphSizes:
+        """These sizes, after checking that they belong to a batch of ``batch.numel()`` nodes
+        in ``num_graphs`` graphs (no host sync); a ``ValueError`` otherwise."""
+        if (self.num_nodes, self.num_graphs) != (batch.numel(), num_graphs):
+            raise ValueError(
+                f"sizes are for {self.num_nodes} nodes in {self.num_graphs} graphs, the batch "
+                f"has {batch.numel()} nodes in {num_graphs} graphs"
+            )
+        return self
+
+
+def graph_sizes(batch: Tensor, num_graphs: int) -> GraphSizes:
+    """:class:`GraphSizes` of a checked batch: one host sync (none for one graph).
+
+    Example:
+        >>> graph_sizes(torch.tensor([0, 0, 1, 0]), 3)
+        GraphSizes(num_graphs=3, num_nodes=4, largest=3, squares=10)
+    """
     n = batch.numel()
     if n == 0 or num_graphs == 0:
-        return False
-    largest = int(torch.bincount(batch, minlength=num_graphs).max())
-    return largest <= limit and num_graphs * largest <= waste * n
+        return GraphSizes(num_graphs, n, 0, 0)
+    if num_graphs == 1:
+        return GraphSizes(1, n, n, n * n)
+    counts = torch.bincount(batch, minlength=num_graphs)
+    largest, squares = torch.stack([counts.max(), counts.pow(2).sum()]).tolist()
+    return GraphSizes(num_graphs, n, largest, squares)
+
+
+def small_graphs(batch: Tensor, num_graphs: int, *, limit: int = DENSE_LIMIT, waste: float = 2.0) -> bool:
+    """:meth:`GraphSizes.small` of a batch (one host sync)."""
+    return graph_sizes(batch, num_graphs).small(limit=limit, waste=waste)
+
+
+def dense_batch(
+    tensors: list[Tensor], batch: Tensor, sizes: GraphSizes
+) -> tuple[list[Tensor], Tensor, Tensor]:
+    """Node tensors laid out as padded ``[G, n_max, ...]`` blocks, with no host sync.
+
+    Args:
+        tensors: each ``[N, ...]``.
+        batch: graph id per node ``[N]`` (need not be sorted).
+        sizes: the batch's :class:`GraphSizes`.
+
+    Returns:
+        ``(dense, real, perm)``: the blocks, the ``[G, n_max]`` mask of real nodes, and the
+        node order of the blocks' real entries (``out[real]`` holds node ``perm[k]`` at row
+        ``k``).
+    """
+    perm = torch.argsort(batch, stable=True)
+    b = batch[perm]
+    options = {"batch_size": sizes.num_graphs, "max_num_nodes": sizes.largest}
+    dense = [to_dense_batch(t[perm], b, **options)[0] for t in tensors]
+    real = to_dense_batch(perm, b, **options)[1]
+    return dense, real, perm

@@ -23,11 +23,12 @@ from flt3d.nn.attention import linear_attention_sums
 from flt3d.nn.densities import make_spectrum
 from flt3d.nn.flt_attention import ATTENTIONS, REDRAWS
 from flt3d.nn.graph import (
+    GraphSizes,
     center_pos,
     checked_inputs,
     distance,
     graph_pairs,
-    small_graphs,
+    graph_sizes,
 )
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_sum
@@ -172,9 +173,10 @@ class SpectralFilter(nn.Module):
         neighbors: Neighbors | None = None,
         num_graphs: int | None = None,
         validate: bool = True,
+        sizes: GraphSizes | None = None,
     ) -> Tensor:
-        """Filter; see the class docstring for shapes; ``num_graphs`` and ``validate`` as in
-        :meth:`FLTAttention.forward <flt3d.nn.FLTAttention.forward>`."""
+        """Filter; see the class docstring for shapes; ``num_graphs``, ``validate`` and
+        ``sizes`` as in :meth:`FLTAttention.forward <flt3d.nn.FLTAttention.forward>`."""
         expected = (self.heads, self.head_channels)
         if v.dim() != 3 or tuple(v.shape[1:]) != expected:
             raise ValueError(f"v must be [N, {expected[0]}, {expected[1]}], got {tuple(v.shape)}")
@@ -184,6 +186,8 @@ class SpectralFilter(nn.Module):
                 f"got {tuple(pos.shape)}"
             )
         batch, num_graphs = checked_inputs(pos, batch, num_graphs, validate)
+        if sizes is not None:
+            sizes.check(batch, num_graphs)
         pos = center_pos(pos.to(v.dtype), batch, num_graphs)
         frequencies = self.frequencies()
         if neighbors is not None and neighbors.periodic:
@@ -193,9 +197,9 @@ class SpectralFilter(nn.Module):
                     "filter over one cell's atoms is not a periodic function"
                 )
             return self._local(v, pos, batch, num_graphs, neighbors)
-        if self.attention == "exact" or (
-            self.cutoff is not None and small_graphs(batch, num_graphs)
-        ):
+        if self.attention == "linear" and sizes is None:
+            sizes = graph_sizes(batch, num_graphs)
+        if self.attention == "exact" or (self.cutoff is not None and sizes.small()):
             # a local filter is the same function in both modes: on small graphs the pairs of
             # each graph are cheaper than a neighbour list
             return self._exact(v, pos, batch, num_graphs, frequencies)
@@ -203,7 +207,7 @@ class SpectralFilter(nn.Module):
             return self._local(v, pos, batch, num_graphs, neighbors)
         xi, a, b = self.spectrum.estimate(frequencies)
         if xi.shape[0] == 1 and self.heads > 1:
-            return self._low_rank_shared(v, pos, batch, num_graphs, xi, a.to(v.dtype), b.to(v.dtype))
+            return self._low_rank_shared(v, pos, batch, sizes, xi, a.to(v.dtype), b.to(v.dtype))
         psi_q, psi_k = self.spectrum.features(pos, frequencies)  # [N, H, 2R]
         state = v.new_zeros(num_graphs, self.heads, psi_k.shape[-1], self.head_channels)
         state = state.index_add(0, batch, psi_k.unsqueeze(-1) * v.unsqueeze(-2))
@@ -247,7 +251,7 @@ class SpectralFilter(nn.Module):
             )
         return out
 
-    def _low_rank_shared(self, v, pos, batch, num_graphs, xi, a, b):
+    def _low_rank_shared(self, v, pos, batch, sizes, xi, a, b):
         # one set of R frequencies for all heads: trigonometric features cost R per token,
         # not H R; the per-graph state is the usual [G, H, 2R, d] segment sum
         r = xi.shape[1]
@@ -260,7 +264,7 @@ class SpectralFilter(nn.Module):
             dim=-1,
         )  # [N, H, 2R]
         trig = torch.cat([cos, sin], dim=-1).unsqueeze(1).expand(-1, self.heads, -1)
-        return linear_attention_sums(read, trig, v, batch, num_graphs)[..., :-1]
+        return linear_attention_sums(read, trig, v, batch, sizes.num_graphs, sizes=sizes)[..., :-1]
 
     def __repr__(self) -> str:
         extra = "" if self.cutoff is None else f", cutoff={self.cutoff}"

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from flt3d.nn import FLTAttention
+from flt3d.nn.graph import GraphSizes
 from flt3d.testing import (
     assert_batch_independent,
     assert_permutation_equivariant,
@@ -272,10 +273,10 @@ def test_mul_mask_linear_normaliser_is_positive_for_every_draw(monkeypatch, spec
 
     normalisers = []
 
-    def recording_linear(phi_q, phi_k, v, batch, num_graphs):
-        sums = functional.linear_attention_sums(phi_q, phi_k, v, batch, num_graphs)
+    def recording_linear(phi_q, phi_k, v, batch, num_graphs, **options):
+        sums = functional.linear_attention_sums(phi_q, phi_k, v, batch, num_graphs, **options)
         normalisers.append(sums[..., -1])
-        return functional.linear_attention(phi_q, phi_k, v, batch, num_graphs)
+        return functional.linear_attention(phi_q, phi_k, v, batch, num_graphs, **options)
 
     chunk = functional._causal_chunk
 
@@ -561,20 +562,18 @@ def test_cutoff_linear_is_its_kernel_normalised(graphs64, long_range):
 @pytest.mark.parametrize("long_range", [None, "isotropic_mixture"])
 def test_cutoff_linear_dense_and_neighbour_list_paths_agree(graphs64, monkeypatch, long_range):
     """Small graphs take [G, n, n] blocks, large ones the neighbour list: the same estimator."""
-    import flt3d.nn.flt_attention as module
 
     q, k, v, pos, batch = graphs64
     att = cutoff_att(long_range=long_range)
     dense = att(q, k, v, pos, batch)
-    monkeypatch.setattr(module, "small_graphs", lambda *args, **kwargs: False)
+    monkeypatch.setattr(GraphSizes, "small", lambda self, **kwargs: False)
     assert torch.allclose(att(q, k, v, pos, batch), dense, atol=1e-12)
 
 
 def test_cutoff_linear_chunked_path_matches_plain(graphs64, monkeypatch):
-    import flt3d.nn.flt_attention as module
     import flt3d.nn.pairs as pairs
 
-    monkeypatch.setattr(module, "small_graphs", lambda *args, **kwargs: False)
+    monkeypatch.setattr(GraphSizes, "small", lambda self, **kwargs: False)
     q, k, v, pos, batch = graphs64
     att = cutoff_att(long_range="isotropic_mixture")
     q, k, v = (t.clone().requires_grad_(True) for t in (q, k, v))
@@ -709,7 +708,6 @@ def test_far_temperature_is_one_function_in_both_modes(graphs64, monkeypatch):
     """Content logits scaled by tau + (1 - tau) u(r): exact mode matches the formula pair by
     pair, linear mode equals exact when every pair is near, and its dense and neighbour-list
     paths agree."""
-    import flt3d.nn.flt_attention as module
     from flt3d.nn import cosine_cutoff
 
     q, k, v, pos, batch = graphs64
@@ -735,7 +733,7 @@ def test_far_temperature_is_one_function_in_both_modes(graphs64, monkeypatch):
         torch.einsum("ijh,jhe->ihe", kernel, vv) / kernel.sum(1).unsqueeze(-1),
         atol=1e-10,
     )
-    monkeypatch.setattr(module, "small_graphs", lambda *args, **kwargs: False)
+    monkeypatch.setattr(GraphSizes, "small", lambda self, **kwargs: False)
     assert torch.allclose(att(q, k, v, pos, batch), dense, atol=1e-12)
     with pytest.raises(ValueError, match="far_temperature needs a cutoff"):
         FLTAttention(2, 3, 3, far_temperature=0.5)

@@ -13,6 +13,7 @@ from flt3d.nn import (
     set_attention,
 )
 from flt3d.nn.densities import RadialMixture
+from flt3d.nn.graph import GraphSizes
 from flt3d.testing import (
     assert_batch_independent,
     assert_permutation_equivariant,
@@ -506,12 +507,11 @@ def test_local_filter_is_the_same_function_in_both_modes(graphs64, spectrum):
 
 
 def test_local_filter_neighbour_list_path_matches_pairs(graphs64, monkeypatch):
-    import flt3d.nn.spectral_filter as module
 
     v, pos, batch = graph_data(graphs64)
     filt = moved(SpectralFilter(2, 3, 3, spectrum="radial_basis", cutoff=2.5)).double()
     dense = filt(v, pos, batch)
-    monkeypatch.setattr(module, "small_graphs", lambda *args, **kwargs: False)
+    monkeypatch.setattr(GraphSizes, "small", lambda self, **kwargs: False)
     assert torch.allclose(filt(v, pos, batch), dense, atol=1e-12)
 
 
