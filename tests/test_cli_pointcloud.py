@@ -80,6 +80,26 @@ def test_train_prints_and_writes_test_accuracy(trained):
     assert entry["data"]["num_points"] == 32
 
 
+def test_a_modelnet_folder_given_as_data_root_is_the_dataset(tmp_path, monkeypatch):
+    # PyG's ModelNet(root) reads its shapes from root: `--set data.root=DIR` on a folder in
+    # the ModelNet layout trains on DIR (not on the shipped shapes), its cache elsewhere
+    monkeypatch.setenv("FLT3D_DATA", str(tmp_path / "data"))
+    shapes = write_shapes(tmp_path / "mine", train=3, test=1, seed=1)
+    before = sorted(p.relative_to(shapes) for p in shapes.rglob("*"))
+    output = tmp_path / "run"
+    argv = ["train", "--config", "pointcloud", "--output", str(output), "--set", *TINY,
+            f"data.root={shapes}"]  # fmt: skip
+    with redirect_stdout(StringIO()):
+        assert main(argv) == 0
+    results = yaml.safe_load((output / "results.yaml").read_text())
+    assert 0 <= results["test"]["acc"] <= 1
+    entry = read_checkpoint(output / "checkpoints" / "best.ckpt")["flt3d"]
+    assert entry["model"]["classes"] == list(CLASSES)  # the shipped shapes have ten classes
+    assert entry["data"]["path"] == str(shapes) and entry["data"]["root"] is None
+    assert sorted(p.relative_to(shapes) for p in shapes.rglob("*")) == before  # nothing written
+    assert any((tmp_path / "data" / "shapes").rglob("*.pt"))
+
+
 def test_eval_reprints_the_test_accuracy(trained, capsys):
     folder, checkpoint, _ = trained
     code, out, err = run(["eval", "--checkpoint", checkpoint], capsys)

@@ -32,6 +32,19 @@ FEATURES = {0: None, 3: "normal"}
 """What the task feeds the model for each ``model.in_channels``: nothing, or the normals."""
 
 
+def _modelnet_layout(folder: str) -> bool:
+    """Whether ``folder`` holds class folders with a ``train`` or ``test`` folder."""
+    folder = os.path.expanduser(str(folder))
+    if not os.path.isdir(folder):
+        return False
+    with os.scandir(folder) as entries:
+        return any(
+            e.is_dir() and not e.name.startswith((".", "_"))
+            and any(os.path.isdir(os.path.join(e.path, split)) for split in ("train", "test"))
+            for e in entries
+        )  # fmt: skip
+
+
 class PointCloudDataModule(SplitDataModule):
     """Shapes of a folder in the ModelNet10/40 layout, ``path/<class>/{train,test}/*.off``.
 
@@ -44,7 +57,10 @@ class PointCloudDataModule(SplitDataModule):
         path: the dataset folder (default ``None``: the ten classes of synthetic shapes shipped
             with flt3d, 40 training and 10 test shapes each, ``datasets/shapes.md``).
         root: folder of the processed cache (default ``$FLT3D_DATA/shapes``, or
-            ``~/.cache/flt3d/shapes``).
+            ``~/.cache/flt3d/shapes``). Without ``path``, a ``root`` in the ModelNet layout
+            (class folders holding ``train`` or ``test``) is taken as the dataset folder, as
+            PyG's ``ModelNet(root)`` reads its shapes from its root; the cache then goes to the
+            default place.
         num_points: points per shape (default ``1024``).
         seed: seed of the point sampling (default ``0``).
         augment: apply :func:`~flt3d.datasets.shape_augmentation` (rotation about ``z``,
@@ -90,6 +106,8 @@ class PointCloudDataModule(SplitDataModule):
             raise ValueError(f"data.val_fraction must be a number in (0, 1), got {val_fraction!r}")
         if not 0 < val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction!r}")
+        if path is None and root is not None and _modelnet_layout(root):
+            path, root = root, None
         self.path = None if path is None else os.path.abspath(os.path.expanduser(path))
         self.root = root
         self.num_points = num_points
