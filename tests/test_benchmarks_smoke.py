@@ -20,9 +20,10 @@ def test_attention_scaling_quick(tmp_path):
             "--quick",
             "--output",
             str(output),
-            # no size skipped and every torch peak measured, however slow the machine
+            # no size skipped and every torch peak measured, however slow the machine (and a
+            # child timeout of 10^7 s, more than one Connection.poll can wait)
             "--max-seconds",
-            "100000",
+            "1000000",
         ],
         capture_output=True,
         text=True,
