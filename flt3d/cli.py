@@ -160,6 +160,8 @@ def _eval(args: argparse.Namespace) -> int:
             quiet=not args.progress,
         )
     except _HANDLED as error:
+        if isinstance(error, ValueError):
+            error = _naming_overrides(error, args.overrides)
         return _fail("eval", error)
     for line in evaluation.lines:
         print(line)

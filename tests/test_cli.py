@@ -255,3 +255,53 @@ def test_missing_training_extra_is_a_message(monkeypatch, capsys):
     code, _, err = _run(["eval", "--checkpoint", "x.ckpt"], capsys)
     assert code == 1
     assert "needs the optional package 'lightning'" in err and "flt3d[train]" in err
+
+
+@pytest.fixture
+def no_model_built(monkeypatch):
+    """Building an FLTNet is an error: a test that would build a huge one fails instead."""
+    import functools
+
+    from flt3d.models.fltnet import FLTNet
+
+    @functools.wraps(FLTNet.__init__)
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("an FLTNet was built")
+
+    monkeypatch.setattr(FLTNet, "__init__", refuse)
+
+
+ABSURD = [
+    ("model.num_layers=1000000", "config key 'model.num_layers' is 1000000, beyond the allowed range 1 to 1024"),
+    ("model.hidden_channels=1000000000", "config key 'model.hidden_channels' is 1000000000, beyond the allowed range 1 to 16384"),
+    ("data.batch_size=1000000000", "config key 'data.batch_size' is 1000000000, beyond the allowed range 1 to 65536"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("output", ["given", "default"])
+@pytest.mark.parametrize(("override", "message"), ABSURD, ids=[o for o, _ in ABSURD])
+def test_train_refuses_absurd_sizes_and_writes_nothing(
+    override, message, output, tmp_path, monkeypatch, capsys, no_model_built
+):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "run"
+    argv = ["train", *(["--output", str(folder)] if output == "given" else [])]
+    argv += ["--set", override, f"data.root={tmp_path / 'cache'}"]
+    code, out, err = _run(argv, capsys)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"flt3d train: error: {message}"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == []  # no run folder, no cache
+
+
+def test_train_refuses_a_model_beyond_the_parameter_budget(tmp_path, capsys, no_model_built):
+    folder = tmp_path / "run"
+    argv = ["train", "--output", str(folder), "--set", "model.hidden_channels=16384"]
+    code, out, err = _run(argv, capsys)
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert re.fullmatch(
+        r"flt3d train: error: the model would hold about \d\.\de\+09 parameters, more than "
+        r"the 1e\+09 allowed; reduce model\.hidden_channels=16384",
+        line,
+    ), line
+    assert not folder.exists()

@@ -10,6 +10,8 @@ Needs the ``train`` extra (``pip install 'flt3d[train]'``: Lightning, PyYAML, Te
   (accuracy).
 - :mod:`~flt3d.training.config` and :mod:`~flt3d.training.tasks`: YAML run configurations,
   ``KEY=VALUE`` overrides, validation against the task's signatures.
+- :mod:`~flt3d.training.limits`: the allowed range of every size setting and the parameter
+  budget of a model, checked before anything is built.
 - :mod:`~flt3d.training.optim`: AdamW, warm-up, cosine or plateau schedules.
 - :mod:`~flt3d.training.checkpoint`: atomic checkpoint writes, checked reads.
 - :mod:`~flt3d.training.run`: :func:`prepare_fit` (train, resume, data-parallel),
@@ -32,6 +34,7 @@ from flt3d.training.config import (
     shipped_configs,
 )
 from flt3d.training.digits import DigitClassification, DigitsDataModule
+from flt3d.training.limits import MAX_PARAMETERS, SIZE_LIMITS
 from flt3d.training.molecules import MoleculeRegression, QM9DataModule, report_unit
 from flt3d.training.optim import configure_optimizers, warmup_cosine
 from flt3d.training.pointcloud import PointCloudClassification, PointCloudDataModule
@@ -40,6 +43,8 @@ from flt3d.training.tasks import TASKS, get_task, validate_config
 from flt3d.training.text import CharLanguageModel, PydocDataModule
 
 __all__ = [
+    "MAX_PARAMETERS",
+    "SIZE_LIMITS",
     "TASKS",
     "AtomicCheckpointIO",
     "CharLanguageModel",

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from flt3d import __version__
 from flt3d.training.checkpoint import CHECKPOINT_KEY
+from flt3d.training.limits import check_model_size, check_sizes
 from flt3d.training.optim import configure_optimizers
 from flt3d.training.resume import (
     add_epoch_sums,
@@ -27,6 +28,7 @@ from flt3d.training.resume import (
     rng_states,
     set_rng_states,
 )
+from flt3d.training.tasks import TASKS
 
 __all__ = ["EPOCH_SUMS_KEY", "RNG_KEY", "TaskModule"]
 
@@ -69,6 +71,10 @@ class TaskModule(L.LightningModule):
         if not isinstance(model, Mapping):
             raise ValueError(f"model must be a mapping of model options, got {model!r}")
         self.optim = dict(optim or {})
+        # a model far too big would exhaust the memory while it is built, not raise
+        check_sizes({"model": model})
+        if self.task in TASKS:
+            check_model_size(TASKS[self.task].model(), model)
         self.model = self.build_model(dict(model))
         self.run_config: dict[str, Any] | None = None
         self._time_fraction = 0.0

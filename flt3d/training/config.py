@@ -21,7 +21,8 @@ A run configuration is a nested mapping with the sections
 ============================  ======================================================================
 
 Unknown keys are errors (see :func:`flt3d.training.tasks.validate_config`), so a typo never
-silently falls back to a default. Shipped examples live in ``flt3d/configs/`` and double as test
+silently falls back to a default, and so are sizes beyond their allowed range and models beyond
+the parameter budget (see :mod:`flt3d.training.limits`), which would exhaust the memory instead. Shipped examples live in ``flt3d/configs/`` and double as test
 fixtures.
 
 Example:
@@ -64,14 +65,22 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
-def _numbers(value: Any) -> Any:
-    """``value`` with strings in exponent notation (``"1e-3"``) read as floats, recursively."""
+def _numbers(value: Any, _inside: tuple = ()) -> Any:
+    """``value`` with strings in exponent notation (``"1e-3"``) read as floats, recursively.
+
+    Raises:
+        ConfigError: if ``value`` contains itself (the YAML ``&a [*a]``), which no option takes
+            and which would recurse without end.
+    """
     if isinstance(value, str) and _EXPONENT.match(value.strip()):
         return float(value)
-    if isinstance(value, dict):
-        return {key: _numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_numbers(item) for item in value]
+    if isinstance(value, (dict, list)):
+        if any(value is outer for outer in _inside):
+            raise ConfigError("the value contains itself (a YAML alias inside its own anchor)")
+        inside = (*_inside, value)
+        if isinstance(value, dict):
+            return {key: _numbers(item, inside) for key, item in value.items()}
+        return [_numbers(item, inside) for item in value]
     return value
 
 
@@ -103,7 +112,10 @@ def _read_yaml(text: str, source: str) -> dict[str, Any]:
         raise ConfigError(
             f"config {source} must be a mapping of sections, got {type(config).__name__}"
         )
-    return _numbers(config)
+    try:
+        return _numbers(config)
+    except ConfigError as error:
+        raise ConfigError(f"cannot use config {source}: {error}") from None
 
 
 def load_config(name_or_path: str | os.PathLike) -> dict[str, Any]:
@@ -150,7 +162,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
     Raises:
         ConfigError: naming ``text`` if it has no ``=``, the key is not a dotted path of
-            identifiers, or the value is not valid YAML.
+            identifiers, or the value is not valid YAML or contains itself (``&a [*a]``).
 
     Example:
         >>> parse_override("optim.lr=1e-3")
@@ -165,9 +177,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         )
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         raise ConfigError(f"bad override {text!r}: the value is not valid YAML") from None
-    return key.split("."), _numbers(parsed)
+    try:
+        return key.split("."), _numbers(parsed)
+    except ConfigError as error:
+        raise ConfigError(f"bad override {text!r}: {error}") from None
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

@@ -47,6 +47,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.profilers import Profiler
 from lightning.pytorch.utilities import rank_zero_only
 
 from flt3d.training.base import TaskModule
@@ -57,6 +58,7 @@ from flt3d.training.checkpoint import (
     read_checkpoint,
 )
 from flt3d.training.config import ConfigError, check_keys
+from flt3d.training.limits import check_sizes
 from flt3d.training.optim import check_options
 from flt3d.training.tasks import Task, get_task, section_keys, validate_config
 
@@ -276,6 +278,7 @@ def prepare_fit(
         torch.set_num_threads(config["num_threads"])
     L.seed_everything(config["seed"], workers=True, verbose=False)
     check_options(config["optim"])
+    check_trainer_options(config["trainer"])
     datamodule = task.datamodule()(**config["data"])
     module = build_module(task, config, datamodule)
     check = getattr(module, "check_data", None)
@@ -367,7 +370,9 @@ def evaluate(
 
     Raises:
         CheckpointError: for a missing or unreadable checkpoint.
-        ConfigError: for unknown data or trainer keys.
+        ConfigError: for unknown data or trainer keys, data sizes beyond their range (see
+            :mod:`flt3d.training.limits`), trainer settings that ``lightning.Trainer`` rejects,
+            that ask for more than one device or process, or that evaluate nothing.
     """
     if split not in ("train", "val", "test", "all"):
         raise ConfigError(f"split must be 'train', 'val', 'test' or 'all', got {split!r}")
@@ -375,7 +380,9 @@ def evaluate(
     keys = section_keys(task)
     check_keys(data or {}, keys["data"], "data")
     check_keys(trainer or {}, keys["trainer"], "trainer")
-    datamodule = task.datamodule()(**{**entry["data"], **(data or {})})
+    data = {**entry["data"], **(data or {})}
+    check_sizes({"data": data})
+    datamodule = task.datamodule()(**data)
     check = getattr(module, "check_data", None)
     if check is not None:  # e.g. elements the model lacks, named with their file and structure
         check(datamodule, split)
@@ -383,7 +390,48 @@ def evaluate(
     options.update(trainer or {})
     options.update(module.trainer_required)
     with _quiet_lightning(quiet):
+        evaluator = _evaluator(options)
+        results = evaluator.test(module, dataloaders=datamodule.loader(split), verbose=False)
+    metrics = {key.split("/", 1)[-1]: float(value) for key, value in (results or [{}])[0].items()}
+    try:
+        lines = module.report(metrics, split)
+    except KeyError:  # no batch ran (limit_test_batches=0) or nothing was logged (barebones)
+        settings = ", ".join(f"trainer.{key}={value!r}" for key, value in (trainer or {}).items())
+        raise ConfigError(
+            f"evaluating {os.fspath(checkpoint)!r} on the {split!r} split gave no metrics; the "
+            f"trainer settings ({settings or 'none given'}) run no batch or log nothing"
+        ) from None
+    return Evaluation(split, metrics, lines)
+
+
+def check_trainer_options(options: Mapping[str, Any]) -> None:
+    """Check the ``trainer`` settings that ``lightning.Trainer`` takes unchecked and fails on
+    later, in the middle of ``fit`` or ``test``.
+
+    Raises:
+        ConfigError: for a ``profiler`` that is neither a name, a ``Profiler`` nor null.
+    """
+    profiler = options.get("profiler")
+    if profiler is not None and not isinstance(profiler, (str, Profiler)):
+        raise ConfigError(
+            "config key 'trainer.profiler' must be a profiler name ('simple', 'advanced', "
+            f"'pytorch', 'xla') or null, got {profiler!r}"
+        )
+
+
+def _evaluator(options: Mapping[str, Any]) -> L.Trainer:
+    """The ``lightning.Trainer`` of :func:`evaluate`: one process on one device."""
+    check_trainer_options(options)
+    try:
         evaluator = L.Trainer(logger=False, enable_checkpointing=False, **options)
-        [metrics] = evaluator.test(module, dataloaders=datamodule.loader(split), verbose=False)
-    metrics = {key.split("/", 1)[-1]: float(value) for key, value in metrics.items()}
-    return Evaluation(split, metrics, module.report(metrics, split))
+    except Exception as error:  # Lightning rejects a setting with its own exception types
+        raise ConfigError(
+            f"the trainer settings cannot be used: {type(error).__name__}: {error}"
+        ) from None
+    if evaluator.world_size != 1:  # more would each print metrics on replicated samples
+        raise ConfigError(
+            f"evaluation runs in one process on one device; the trainer settings "
+            f"(devices={options.get('devices')!r}, num_nodes={options.get('num_nodes', 1)!r}) "
+            f"ask for {evaluator.world_size}"
+        )
+    return evaluator

@@ -19,6 +19,7 @@ from typing import Any
 import lightning as L
 
 from flt3d.training.config import SECTIONS, ConfigError, check_keys
+from flt3d.training.limits import check_model_size, check_sizes
 from flt3d.training.optim import configure_optimizers
 
 __all__ = ["TASKS", "TRAINER_MANAGED", "Task", "get_task", "validate_config"]
@@ -207,8 +208,9 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         stays absent unless given).
 
     Raises:
-        ConfigError: naming the first unknown key or unknown task, or a section that is not a
-            mapping.
+        ConfigError: naming the first unknown key or unknown task, a section that is not a
+            mapping, a size beyond its range or a model beyond the parameter budget (see
+            :mod:`flt3d.training.limits`).
 
     Example:
         >>> validate_config({"task": "qm9", "model": {"hidden_chanels": 8}})
@@ -245,4 +247,6 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
                     f"config key 'model.{name}' is set by the {task.name} data, not the config"
                 )
         check_keys(value, allowed, section)
+    check_sizes(config)
+    check_model_size(task.model(), config["model"])
     return config

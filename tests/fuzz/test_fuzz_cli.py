@@ -1,13 +1,16 @@
-"""Fuzzing the ``flt3d`` command in-process: ``predict`` inputs and ``train --set`` overrides.
+"""Fuzzing the ``flt3d`` command in-process: ``predict`` inputs, ``train --set`` and ``eval --set``
+overrides.
 
 Every run either succeeds with sane output (finite predictions, one line per molecule or atom)
 or exits non-zero with no traceback: status 1 with one line ``flt3d COMMAND: error: ...`` that
 names one of its inputs, or status 2 with argparse's usage message. ``train`` runs stop after
-:func:`~flt3d.training.run.prepare_fit`: nothing trains.
+:func:`~flt3d.training.run.prepare_fit`: nothing trains; a refused one leaves no run folder.
+``eval`` runs evaluate untrained checkpoints on a few batches.
 """
 
 import itertools
 import math
+import os
 import re
 
 import pytest
@@ -25,7 +28,7 @@ from fuzz_strategies import (
     smiles_strings,
     xyz_files,
 )
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from flt3d.cli import main
@@ -260,8 +263,11 @@ OVERRIDE_VALUES = (
 )  # fmt: skip
 
 
-# Sizes stay small: the configuration accepts any number of layers, heads or channels, and
-# building a model of a million layers would exhaust the machine's memory, not test the CLI.
+# Numbers beyond every size limit (flt3d.training.limits) must be refused; between 1e3 and
+# those limits they are allowed sizes, whose models and data would take minutes, not test the CLI.
+HUGE_VALUES = ("100000000", "1000000000", "1e12", "-1e12", "1e300", "9" * 30, "2147483648")
+
+
 def _small(text: str) -> bool:
     from flt3d.training.config import ConfigError, parse_override
 
@@ -269,12 +275,13 @@ def _small(text: str) -> bool:
         value = parse_override(f"key={text}")[1]
     except ConfigError:
         return True
-    return not isinstance(value, (int, float)) or abs(value) <= 1e3
+    return not isinstance(value, (int, float)) or abs(value) <= 1e3 or abs(value) >= 1e8
 
 
 VALUES = st.one_of(
     st.sampled_from(OVERRIDE_VALUES),
     st.sampled_from(OVERRIDE_VALUES),
+    st.sampled_from(HUGE_VALUES),
     st.text(max_size=10).filter(_small),
     st.integers(min_value=-5, max_value=64).map(str),
     st.floats(min_value=-1e3, max_value=1e3).map(repr),
@@ -324,10 +331,126 @@ def test_train_overrides(tier, examples, tmp_path, capsys, monkeypatch, no_train
             code, out, err = _run(argv, capsys)
         finally:
             torch.set_num_threads(threads)
+        examples.outcome(f"exit {code}")
         if code != 0:
             _check_failure(argv, code, err)
+            assert not os.path.exists(output), "a refused run left its folder"
             return
         assert f"run folder: {output}" in out
+
+    run()
+
+
+@pytest.fixture(scope="module")
+def qm9_checkpoint(tmp_path_factory):
+    """An untrained QM9 gap checkpoint of the shipped sample (only its inputs matter)."""
+    from flt3d.training.molecules import MoleculeRegression
+
+    module = MoleculeRegression(
+        {"hidden_channels": 8, "num_layers": 1, "heads": 2, "num_frequencies": 4, "target": "gap"}
+    )
+    path = tmp_path_factory.mktemp("qm9") / "qm9.ckpt"
+    entry = {"task": "qm9", "model": module.model.config, "module": {}, "data": {}}
+    torch.save({"flt3d": entry, "state_dict": module.state_dict()}, path)
+    return str(path)
+
+
+EVAL_ODD_KEYS = ("model.hidden_channels", "seed", "data", "trainer", "data.x.y", "optim.lr", "x")
+VALID_EVAL_OVERRIDES = (
+    "data.batch_size=8", "data.eval_batch_size=4", "data.split_seed=1", "data.num_workers=0",
+    "trainer.accelerator=cpu", "trainer.precision=32", "trainer.limit_test_batches=1",
+    "trainer.devices=1", "trainer.enable_progress_bar=false", "trainer.deterministic=true",
+    "trainer.inference_mode=false", "trainer.max_time=00:00:01:00",
+)  # fmt: skip
+_INDEX = st.integers(min_value=0, max_value=40)
+_EVAL_EDITS = st.one_of(
+    st.tuples(st.just("delete"), _INDEX),
+    st.tuples(st.just("insert"), _INDEX, st.sampled_from(list("=.,:[]{}'\" -_0aZ\u00e9 "))),
+    st.tuples(st.just("replace"), _INDEX, st.characters(blacklist_categories=("Cs",))),
+    st.tuples(st.just("value"), VALUES),
+    st.tuples(st.just("upper")),
+)
+
+
+def _edit(text: str, edits) -> str:
+    """``text`` with character edits, a new value (after the ``=``) or upper case."""
+    for kind, *args in edits:
+        k = args[0] % (len(text) + 1) if args and isinstance(args[0], int) else 0
+        if kind == "delete":
+            text = text[:k] + text[k + 1 :]
+        elif kind == "insert":
+            text = text[:k] + args[1] + text[k:]
+        elif kind == "replace":
+            text = text[:k] + args[1] + text[k + 1 :]
+        elif kind == "value":
+            text = f"{text.partition('=')[0]}={args[0]}"
+        else:
+            text = text.upper()
+    return text
+
+
+@st.composite
+def eval_arguments(draw, keys: dict[str, list[str]]) -> tuple[str, str | None, list[str]]:
+    """A checkpoint (its task), a ``--split`` or none, and up to three overrides: mostly of
+    that task's data and trainer keys with fuzzed values, or valid overrides mutated."""
+    task = draw(st.sampled_from(["qm9", "atoms"]))
+    own = st.sampled_from(keys[task])
+    key = st.one_of(own, own, own, st.text(max_size=15), st.sampled_from(EVAL_ODD_KEYS))
+    override = st.one_of(
+        st.tuples(key, VALUES).map(lambda pair: f"{pair[0]}={pair[1]}"),
+        st.builds(_edit, st.sampled_from(VALID_EVAL_OVERRIDES), st.lists(_EVAL_EDITS, max_size=3)),
+    )
+    split = draw(st.sampled_from([None, None, None, "test", "val", "train", "all", "TEST"]))
+    return task, split, draw(st.lists(override, min_size=1, max_size=3))
+
+
+def _eval_keys() -> dict[str, list[str]]:
+    """The keys ``eval --set`` may set, for each task fuzzed."""
+    from flt3d.training.tasks import TASKS, section_keys
+
+    keys = {}
+    for name in ("qm9", "atoms"):
+        sections = section_keys(TASKS[name])
+        dotted = {
+            f"{section}.{key}" for section in ("data", "trainer") for key in sections[section]
+        }
+        keys[name] = sorted(dotted - {"data.root", "data.path"})
+    return keys
+
+
+@pytest.mark.parametrize("tier", CLI_TIERS)
+def test_eval_overrides(tier, examples, tmp_path, capsys, qm9_checkpoint, atoms_checkpoint):
+    checkpoints = {"qm9": qm9_checkpoint, "atoms": atoms_checkpoint}
+    threads = torch.get_num_threads()
+    # each evaluation runs a few batches, unless an override asks for more
+    fixed = [f"data.root={tmp_path / 'cache'}", "trainer.limit_test_batches=2"]
+
+    @tier
+    @given(eval_arguments(_eval_keys()))
+    @example(("qm9", None, ["data.batch_size=8"]))  # evaluations that run, in every tier
+    @example(("atoms", "val", ["trainer.precision=64", "data.eval_batch_size=2"]))
+    def run(arguments):
+        examples()
+        task, split, overrides = arguments
+        fuzzed = [*(["--split", split] if split else []), "--set", *overrides]
+        argv = ["eval", "--checkpoint", checkpoints[task], "--set", *fixed, *fuzzed]
+        try:
+            code, out, err = _run(argv, capsys)
+        finally:
+            torch.set_num_threads(threads)
+        examples.outcome(f"exit {code}")
+        if code != 0:
+            _check_failure(["eval", *fuzzed], code, err)
+            return
+        # trainer.enable_progress_bar (true, or null: Lightning's default) shows the bar
+        lines = [line for line in out.splitlines() if line and not line.startswith("Testing")]
+        shown = split or "test"
+        unit = r"meV(/Å)?" if task == "atoms" else "meV"
+        assert lines and all(
+            re.fullmatch(rf"{shown} MAE (gap|energy|forces): {NUMBER} {unit}", line)
+            for line in lines
+        ), out
+        assert _finite(out.replace(" meV", " eV")), out
 
     run()
 
@@ -343,9 +466,7 @@ def test_train_value_of_the_wrong_type_is_a_message(tmp_path, capsys, no_trainin
     assert err.rstrip().endswith("(--set overrides: 'optim.lr=')")
 
 
-@pytest.mark.parametrize(
-    "override", ["trainer.profiler=x", "trainer.max_time=-1", "trainer.strategy=&a [*a]"]
-)
+@pytest.mark.parametrize("override", ["trainer.profiler=x", "trainer.max_time=-1"])
 def test_train_values_lightning_rejects_are_messages(tmp_path, capsys, override, no_training):
     argv = ["train", "--output", str(tmp_path / "run"), "--set", override]
     code, _, err = _run(argv, capsys)
@@ -435,3 +556,76 @@ def test_huge_weights_predicting_nan_are_an_error(tmp_path, capsys):
     code, _, err = _run(["predict", "--checkpoint", str(path), "--smiles", "C"], capsys)
     assert code == 1
     assert f"the model of checkpoint {str(path)!r} predicts NaN or infinite values for 'C'" in err
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_override_that_contains_itself_is_a_message(command, tmp_path, capsys, qm9_checkpoint):
+    # eval raised RecursionError (train: "the configuration cannot be used: RecursionError")
+    argv = [command, "--set", "trainer.strategy=&a [*a]"]
+    argv += ["--checkpoint", qm9_checkpoint] if command == "eval" else ["--output", str(tmp_path)]
+    code, _, err = _run(argv, capsys)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip() == (
+        f"flt3d {command}: error: bad override 'trainer.strategy=&a [*a]': the value contains "
+        "itself (a YAML alias inside its own anchor)"
+    )
+
+
+EVAL_REFUSED = [
+    # a second process re-ran the command and both printed metrics on replicated samples
+    ("trainer.devices=2", "evaluation runs in one process on one device; the trainer settings "
+     "(devices=2, num_nodes=1) ask for 2"),
+    # hung, waiting for the other node
+    ("trainer.num_nodes=2", "evaluation runs in one process on one device; the trainer settings "
+     "(devices=1, num_nodes=2) ask for 2"),
+    # tracebacks of lightning's MisconfigurationException and TypeError
+    ("trainer.devices=0", "the trainer settings cannot be used: MisconfigurationException: "
+     "`Trainer(devices=0)` value is not a valid input using cpu accelerator."),
+    ("trainer.devices=[0]", "the trainer settings cannot be used: TypeError: `devices` selected "
+     "with `CPUAccelerator` should be an int > 0."),
+    # "not enough values to unpack (expected 1, got 0)", naming nothing
+    ("trainer.limit_test_batches=0", "on the 'test' split gave no metrics; the trainer settings "
+     "(trainer.accelerator='cpu', trainer.limit_test_batches=0) run no batch or log nothing"),
+    # KeyError: 'mae' traceback
+    ("trainer.barebones=true", "on the 'test' split gave no metrics; the trainer settings "
+     "(trainer.accelerator='cpu', trainer.barebones=True) run no batch or log nothing"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("override", "message"), EVAL_REFUSED, ids=[o for o, _ in EVAL_REFUSED])
+def test_eval_trainer_settings_it_cannot_use_are_messages(
+    override, message, tmp_path, capsys, qm9_checkpoint
+):
+    argv = ["eval", "--checkpoint", qm9_checkpoint, "--set", f"data.root={tmp_path}"]
+    argv += ["trainer.accelerator=cpu", override]
+    code, out, err = _run(argv, capsys)
+    assert code == 1 and out == "" and "Traceback" not in err
+    [line] = err.strip().splitlines()
+    assert line.startswith("flt3d eval: error: ") and line.endswith(message), line
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_profiler_that_is_not_a_name_is_a_message(command, tmp_path, capsys, qm9_checkpoint):
+    # lightning.Trainer took it and failed in test (or fit): AttributeError: 'int' object has
+    # no attribute 'profile'
+    argv = [command, "--set", "trainer.profiler=-1", f"data.root={tmp_path / 'cache'}"]
+    output = tmp_path / "run"
+    argv += ["--checkpoint", qm9_checkpoint] if command == "eval" else ["--output", str(output)]
+    code, _, err = _run(argv, capsys)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip() == (
+        f"flt3d {command}: error: config key 'trainer.profiler' must be a profiler name "
+        "('simple', 'advanced', 'pytorch', 'xla') or null, got -1"
+    )
+    assert not output.exists()
+
+
+def test_eval_value_rejected_without_its_key_names_the_overrides(tmp_path, capsys, qm9_checkpoint):
+    # the message was Lightning's alone: "'<=' not supported between instances of 'int' and 'str'"
+    argv = ["eval", "--checkpoint", qm9_checkpoint, "--set", "trainer.limit_predict_batches=nan"]
+    code, _, err = _run(argv + [f"data.root={tmp_path}"], capsys)
+    assert code == 1
+    assert err.startswith("flt3d eval: error: the trainer settings cannot be used: TypeError: ")
+    assert err.rstrip().endswith(
+        f"(--set overrides: 'trainer.limit_predict_batches=nan', 'data.root={tmp_path}')"
+    )

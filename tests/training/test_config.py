@@ -74,6 +74,19 @@ def test_parse_override_rejects_bad_yaml():
         parse_override("model.x=[1, 2")
 
 
+def test_values_that_contain_themselves_are_config_errors(tmp_path):
+    # they recursed without end: a RecursionError traceback from flt3d eval --set
+    with pytest.raises(ConfigError, match=r"bad override 'data.x=&a \[\*a\]': the value contains"):
+        parse_override("data.x=&a [*a]")
+    with pytest.raises(ConfigError, match="'trainer.y=&b {k: \\*b}': the value contains itself"):
+        parse_override("trainer.y=&b {k: *b}")
+    assert parse_override("data.x=[&a [1e-3], *a]")[1] == [[0.001], [0.001]]  # shared, not inside
+    path = tmp_path / "loop.yaml"
+    path.write_text("model: &m\n  heads: *m\n")
+    with pytest.raises(ConfigError, match="cannot use config '.*loop.yaml': the value contains"):
+        load_config(str(path))
+
+
 def test_apply_overrides_copies_and_nests():
     config = {"model": {"heads": 4}, "seed": 0}
     out = apply_overrides(config, ["model.heads=2", "trainer.max_epochs=1"])
