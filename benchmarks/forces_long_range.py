@@ -84,7 +84,7 @@ SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
 FORCE_RATIO_BAR = 0.7
 MEMORY_BAR_GB = 8.0
 FLAT_BAR = 0.3
-EVAL_FREQUENCIES = (128, 1024)  # the latent charges' kernel evaluated with more frequencies
+EVAL_FREQUENCIES = (128, 1024, 4096, 16384)  # the latent charges' kernel evaluated with more frequencies
 
 
 def dataset_path(name: str) -> str:
@@ -183,7 +183,7 @@ def build(variant: str, stats: dict, args) -> nn.Module:
         }
     model = FLTNet(
         hidden_channels=args.hidden,
-        num_layers=2,
+        num_layers=getattr(args, "flt_layers", 2),
         heads=4,
         target="energy",
         attention="linear",
@@ -451,6 +451,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--flt-layers", type=int, default=2, help="FLTNet's blocks")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument(
