@@ -373,7 +373,9 @@ def read_qm9_csv(
 # (checked as numbers later), so that splitting them at commas cannot misread a damaged row.
 _SYMBOL = r"('[A-Za-z]+'|\"[A-Za-z]+\")"
 _ELEMENTS_LIST = re.compile(rf"\[{_SYMBOL}(,{_SYMBOL})*\]")
-_VALUE = r"[^\[\],]+"
+# printable ASCII but the list's brackets and commas: float() would also read other scripts'
+# digits ('١' as 1), which no QM9 file holds
+_VALUE = r"[\x21-\x2b\x2d-\x5a\x5c\x5e-\x7e]+"
 _ATOM = rf"\[{_VALUE},{_VALUE},{_VALUE}\]"
 _XYZ_LIST = re.compile(rf"\[{_ATOM}(,{_ATOM})*\]")
 

@@ -154,6 +154,8 @@ def test_two_atoms_at_one_position(tmp_path):
             "[[0.0174573422,-1.1613421749,-0.0041534236]",
             "[[0.0174573422,-1.1613421749],[-0.0041534236",
         ),
+        ("[[0.0174573422,", "[[\u0661,"),  # an Arabic-Indic one, which float() reads as 1
+        ("[[0.0174573422,", "[[0.０174573422,"),  # a fullwidth zero
     ],
 )
 def test_malformed_lists(tmp_path, old, new):
