@@ -173,15 +173,46 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     return "\n".join([line(headers), rule, *(line(r) for r in text)])
 
 
+def matmul_gflops(repeats: int = 5) -> float:
+    """This machine's fp32 rate for a 2048 x 2048 matrix product, with torch's current threads:
+    what dense layers run at, so runs on different machines can be compared."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return repeats * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment(threads: int) -> dict:
-    """What a result depends on besides the code: versions and thread count."""
+    """What a result depends on besides the code: versions, the machine (CPU model and its
+    matrix-product rate, measured now with ``threads`` threads) and the thread count."""
     import torch_geometric
 
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rate = matmul_gflops()
+    finally:
+        torch.set_num_threads(previous)
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_geometric": torch_geometric.__version__,
         "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "matmul_gflops": rate,
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "argv": sys.argv[1:],

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS_DIR, environment, format_table, write_json  # noqa: E402
+from _common import RESULTS_DIR, environment, format_table, matmul_gflops, write_json  # noqa: E402
 
 SIZES = (1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
 DENSITY = 0.1  # atoms per Å^3
@@ -100,17 +100,6 @@ def attention_rate(model, z, pos) -> dict:
         "attention_gflops": flops / seconds / 1e9,
         "pairs_per_atom": p / n,
     }
-
-
-def matmul_rate() -> float:
-    import torch
-
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(5):
-        a @ b
-    return 5 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
 
 
 def slope(rows: list[dict], key: str, low: int) -> float:
@@ -186,7 +175,7 @@ def main(argv=None) -> dict:
                 f"{mode} N={n}: {rows[-1]['seconds']:.2f} s, {rows[-1]['peak_rss_gb']:.2f} GB",
                 flush=True,
             )
-    rate = matmul_rate()
+    rate = matmul_gflops()
     measured = [r for r in rows if "seconds" in r]
     table = format_table(
         [
