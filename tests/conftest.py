@@ -8,6 +8,20 @@ def _seed():
 
 
 @pytest.fixture
+def no_fltnet(monkeypatch):
+    """Building an FLTNet is an error: a test that would build a huge one fails instead."""
+    import functools
+
+    from flt3d.models.fltnet import FLTNet
+
+    @functools.wraps(FLTNet.__init__)
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("an FLTNet was built")
+
+    monkeypatch.setattr(FLTNet, "__init__", refuse)
+
+
+@pytest.fixture
 def graphs64():
     """A float64 batch of four graphs of sizes 1, 4, 7 and 5 (unsorted ids), with q, k, v."""
     gen = torch.Generator().manual_seed(1)

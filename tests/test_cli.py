@@ -257,20 +257,6 @@ def test_missing_training_extra_is_a_message(monkeypatch, capsys):
     assert "needs the optional package 'lightning'" in err and "flt3d[train]" in err
 
 
-@pytest.fixture
-def no_model_built(monkeypatch):
-    """Building an FLTNet is an error: a test that would build a huge one fails instead."""
-    import functools
-
-    from flt3d.models.fltnet import FLTNet
-
-    @functools.wraps(FLTNet.__init__)
-    def refuse(self, *args, **kwargs):
-        raise AssertionError("an FLTNet was built")
-
-    monkeypatch.setattr(FLTNet, "__init__", refuse)
-
-
 ABSURD = [
     ("model.num_layers=1000000", "config key 'model.num_layers' is 1000000, beyond the allowed range 1 to 1024"),
     ("model.hidden_channels=1000000000", "config key 'model.hidden_channels' is 1000000000, beyond the allowed range 1 to 16384"),
@@ -281,7 +267,7 @@ ABSURD = [
 @pytest.mark.parametrize("output", ["given", "default"])
 @pytest.mark.parametrize(("override", "message"), ABSURD, ids=[o for o, _ in ABSURD])
 def test_train_refuses_absurd_sizes_and_writes_nothing(
-    override, message, output, tmp_path, monkeypatch, capsys, no_model_built
+    override, message, output, tmp_path, monkeypatch, capsys, no_fltnet
 ):
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "run"
@@ -293,7 +279,7 @@ def test_train_refuses_absurd_sizes_and_writes_nothing(
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # no run folder, no cache
 
 
-def test_train_refuses_a_model_beyond_the_parameter_budget(tmp_path, capsys, no_model_built):
+def test_train_refuses_a_model_beyond_the_parameter_budget(tmp_path, capsys, no_fltnet):
     folder = tmp_path / "run"
     argv = ["train", "--output", str(folder), "--set", "model.hidden_channels=16384"]
     code, out, err = _run(argv, capsys)

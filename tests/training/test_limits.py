@@ -1,6 +1,5 @@
 """Upper bounds of a configuration's sizes: each setting's range and the model's estimated size."""
 
-import functools
 import re
 
 import pytest
@@ -121,18 +120,6 @@ def test_sizes_that_multiply_beyond_the_budget_are_named():
         r"reduce model\.hidden_channels=8192, model\.num_layers=1024",
         str(info.value),
     ), str(info.value)
-
-
-@pytest.fixture
-def no_fltnet(monkeypatch):
-    """Building an FLTNet is an error: a test that would build a huge one fails instead."""
-    from flt3d.models.fltnet import FLTNet
-
-    @functools.wraps(FLTNet.__init__)
-    def refuse(self, *args, **kwargs):
-        raise AssertionError("an FLTNet was built")
-
-    monkeypatch.setattr(FLTNet, "__init__", refuse)
 
 
 @pytest.mark.parametrize("sizes", [{"num_layers": 10**6}, {"hidden_channels": 10**9}])
