@@ -180,6 +180,7 @@ def build(variant: str, stats: dict, args) -> nn.Module:
             "latent_charges": args.latent_charges,
             # a local model's only low-rank part is the charges' kernel
             "num_frequencies": args.charge_frequencies,
+            "charges_spectrum": getattr(args, "charges_spectrum", "isotropic_mixture"),
         }
     model = FLTNet(
         hidden_channels=args.hidden,
@@ -465,6 +466,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--latent-charges", type=int, default=8, help="flt_charges' channels")
     parser.add_argument(
         "--charge-frequencies", type=int, default=16, help="frequencies of the charges' kernel"
+    )
+    parser.add_argument(
+        "--charges-spectrum",
+        default="isotropic_mixture",
+        choices=("isotropic_mixture", "coulomb"),
+        help="family of the latent charges' kernels (Gaussians in distance, or 1/r)",
     )
     parser.add_argument(
         "--charges-attention",

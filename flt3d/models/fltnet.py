@@ -176,6 +176,10 @@ class FLTNet(nn.Module):
             atom of the structure, with length scale ``long_range_length_scale``, O(N) in
             linear mode (see :class:`~flt3d.nn.LatentCharges`): electrostatics beyond the
             cutoff, added to the head's energy (in eV; see :class:`~flt3d.nn.LatentCharges`).
+        charges_spectrum: the latent charges' kernel family (default
+            ``"isotropic_mixture"``: Gaussians in distance; ``"coulomb"``:
+            :class:`~flt3d.nn.CoulombKernel`, :math:`1/r` at every range beyond a learned
+            smoothing length).
         elements: allowed elements, atomic numbers or symbols (default H, C, N, O, F).
         mean: target mean (or per-atom mean for extensive heads) (default ``0.0``).
         std: target std (or per-atom std) (default ``1.0``).
@@ -230,6 +234,7 @@ class FLTNet(nn.Module):
         filter_spectrum: str | None = "radial_basis",
         long_range_filter: str | None = None,
         latent_charges: int = 0,
+        charges_spectrum: str = "isotropic_mixture",
         elements: Sequence[int | str] = (1, 6, 7, 8, 9),
         mean: float | Sequence[float] = 0.0,
         std: float | Sequence[float] = 1.0,
@@ -277,6 +282,7 @@ class FLTNet(nn.Module):
             "filter_spectrum": filter_spectrum,
             "long_range_filter": long_range_filter,
             "latent_charges": int(latent_charges),
+            "charges_spectrum": charges_spectrum,
             "elements": numbers,
             "mean": _plain(mean),
             "std": _plain(std),
@@ -338,6 +344,7 @@ class FLTNet(nn.Module):
             self.charges = LatentCharges(
                 hidden_channels,
                 latent_charges,
+                spectrum=charges_spectrum,
                 length_scale=long_range_length_scale,
                 num_frequencies=num_frequencies,
                 attention=attention,

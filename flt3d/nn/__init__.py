@@ -2,6 +2,7 @@
 
 from flt3d.nn.attention import exact_attention, linear_attention
 from flt3d.nn.conv import FLTBlock, FLTConv, set_attention, set_redraw
+from flt3d.nn.coulomb import CoulombKernel
 from flt3d.nn.densities import (
     SPECTRA,
     GaussianKernel,
@@ -56,6 +57,7 @@ __all__ = [
     "MLPSpectrum",
     "RadialBasis",
     "RadialMixture",
+    "CoulombKernel",
     "SPECTRA",
     "make_spectrum",
     "spectral_features",

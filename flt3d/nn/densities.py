@@ -13,6 +13,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor, nn
 
+from flt3d.nn.coulomb import CoulombKernel
 from flt3d.nn.graph import distance
 from flt3d.nn.spectrum import Spectrum, cauchy_log_density
 
@@ -699,6 +700,7 @@ SPECTRA: dict[str, type[Spectrum]] = {
     "mlp": MLPSpectrum,
     "radial_mixture": RadialMixture,
     "radial_basis": RadialBasis,
+    "coulomb": CoulombKernel,
 }
 
 
@@ -708,7 +710,7 @@ def make_spectrum(name: str | None, heads: int, pos_dim: int, **kwargs) -> Spect
     Args:
         name: one of :data:`SPECTRA` (``"gaussian_mixture"``, ``"isotropic_mixture"``,
             ``"gaussian"``, ``"laplace"``, ``"local"``, ``"mlp"``, ``"radial_mixture"``,
-            ``"radial_basis"``) or ``None``.
+            ``"radial_basis"``, ``"coulomb"``) or ``None``.
         heads: number of heads.
         pos_dim: coordinate dimension.
         **kwargs: options of the chosen family.

@@ -98,7 +98,9 @@ class LatentCharges(nn.Module):
         in_channels: width of the per-atom representation.
         channels: latent charges per atom ``C`` (default ``4``), each with its own kernel.
         spectrum: spectral family of the kernels (default ``"isotropic_mixture"``: positive
-            weights make :math:`f_c` positive definite, like Coulomb's :math:`1/r`).
+            weights make :math:`f_c` positive definite, like Coulomb's :math:`1/r`; or
+            ``"coulomb"``, :class:`~flt3d.nn.CoulombKernel`: :math:`1/r` itself beyond a learned
+            smoothing length, at every range).
         length_scale: shortest length the kernels resolve, in Å (default ``3.0``); their
             initial ranges spread from it to about 6 × it over the channels.
         num_frequencies: frequencies of the low-rank estimate in ``"linear"`` mode (default
