@@ -2,9 +2,9 @@
 
 from flt3d.nn.attention import exact_attention, linear_attention
 from flt3d.nn.conv import FLTBlock, FLTConv, set_attention, set_redraw
-from flt3d.nn.coulomb import CoulombKernel
 from flt3d.nn.densities import (
     SPECTRA,
+    CoulombKernel,
     GaussianKernel,
     GaussianMixture,
     IsotropicMixture,

@@ -9,7 +9,7 @@ import torch
 
 from flt3d.models import FLTNet
 from flt3d.nn import CoulombKernel, LatentCharges
-from flt3d.nn.coulomb import erf_over_x
+from flt3d.nn.densities.coulomb import erf_over_x
 from flt3d.testing import random_rotation
 
 

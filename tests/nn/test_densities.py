@@ -17,7 +17,7 @@ def moved(spec, seed=0):
 
 
 # families defined for one coordinate dimension only; the others are tested in 2D
-ONLY_POS_DIM = {"radial_basis": 3}
+ONLY_POS_DIM = {"radial_basis": 3, "coulomb": 3}
 
 
 @pytest.mark.parametrize("name", sorted(SPECTRA))
