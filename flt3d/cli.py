@@ -335,7 +335,7 @@ def _existing_file(path: str) -> str:
 
 
 def _symbols(numbers: Sequence[int]) -> str:
-    from flt3d.datasets.elements import element_symbol
+    from flt3d.atomistic.elements import element_symbol
 
     return ", ".join(element_symbol(z) for z in numbers)
 

@@ -44,7 +44,7 @@ def brute_force_pairs(pos, batch, r, loop=False):
 
 def statistics(extensive: bool):
     """Hand-made shared statistics: references for H, C, N, O, F when extensive."""
-    from flt3d.nn.heads import HeadStatistics
+    from flt3d.atomistic import HeadStatistics
 
     if not extensive:
         return HeadStatistics(torch.tensor([6.5]), torch.tensor([1.3]), None)

@@ -6,6 +6,8 @@ Optional dependencies (pandas, RDKit, ASE, ``qm9pack``) come with
 imported only by the functions that need them.
 """
 
+from flt3d.atomistic.elements import SYMBOLS, atomic_number, element_symbol
+
 from .atoms import (
     EMT_COPPER_SAMPLE_PATH,
     ION_WATER_SAMPLE_PATH,
@@ -14,7 +16,6 @@ from .atoms import (
     AtomsDataset,
     read_structures,
 )
-from .elements import SYMBOLS, atomic_number, element_symbol
 from .molecules import (
     MOLECULE_EXTENSIONS,
     check_elements,

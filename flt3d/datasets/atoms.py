@@ -51,9 +51,10 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
+from flt3d.atomistic.elements import SYMBOLS, element_symbol
+
 from ._optional import import_optional
 from .cache import default_data_root
-from .elements import SYMBOLS, element_symbol
 from .molecules import _check_geometry, _xyz_layout_error
 
 __all__ = [

@@ -42,8 +42,9 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from flt3d.atomistic.elements import SYMBOLS, atomic_number, element_symbol
+
 from ._optional import import_optional
-from .elements import SYMBOLS, atomic_number, element_symbol
 
 __all__ = [
     "MAX_COORDINATE",

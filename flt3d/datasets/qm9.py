@@ -48,8 +48,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
+from flt3d.atomistic.elements import atomic_number
+
 from ._optional import MOLECULES_EXTRA, import_optional
-from .elements import atomic_number
 from .molecules import MAX_COORDINATE, _coincident_atoms, _far_atoms
 
 if TYPE_CHECKING:

@@ -28,17 +28,19 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from flt3d.datasets.elements import SYMBOLS, atomic_number, element_symbol
+from flt3d.atomistic import (
+    HEADS,
+    MAX_Z,
+    SYMBOLS,
+    AtomwiseHead,
+    HeadStatistics,
+    atomic_number,
+    element_symbol,
+    make_head,
+)
 from flt3d.datasets.qm9 import TARGETS, target_index
 from flt3d.models._common import block_stack, check_dropout, check_positive
 from flt3d.nn.graph import check_batch, check_finite, graph_sizes
-from flt3d.nn.heads import (
-    HEADS,
-    MAX_Z,
-    AtomwiseHead,
-    HeadStatistics,
-    make_head,
-)
 from flt3d.nn.latent_charges import LatentCharges
 from flt3d.nn.neighbors import neighbor_list, spatial_order
 from flt3d.nn.pairs import differentiable_pair_sums
@@ -53,7 +55,7 @@ _INTENSIVE = {"homo", "lumo", "gap"}
 
 
 def head_for_target(target: str | int) -> str:
-    """Name of the head (see :data:`flt3d.nn.heads.HEADS`) that suits a QM9 target.
+    """Name of the head (see :data:`flt3d.atomistic.HEADS`) that suits a QM9 target.
 
     ``mu`` → ``"dipole"``, ``r2`` → ``"spatial_extent"``, ``homo``/``lumo``/``gap`` →
     ``"intensive"``, every other target (energies, ``zpve``, ``alpha``, ``Cv``) →
@@ -693,7 +695,7 @@ def fit_statistics(
         target: which column of a 12-column QM9 ``y`` to use (default: the model's target).
 
     Returns:
-        :class:`~flt3d.nn.heads.HeadStatistics`, float64; apply with
+        :class:`~flt3d.atomistic.HeadStatistics`, float64; apply with
         ``model.set_statistics(*stats)``.
 
     Example:

@@ -16,16 +16,6 @@ from flt3d.nn.densities import (
     make_spectrum,
 )
 from flt3d.nn.flt_attention import FLTAttention
-from flt3d.nn.heads import (
-    HEADS,
-    AtomwiseHead,
-    DipoleHead,
-    ElectronicSpatialExtentHead,
-    ExtensiveHead,
-    HeadStatistics,
-    IntensiveHead,
-    make_head,
-)
 from flt3d.nn.latent_charges import LatentCharges
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
 from flt3d.nn.pairs import differentiable_pair_sums, pair_sum
@@ -66,12 +56,4 @@ __all__ = [
     "positive_features",
     "linear_attention",
     "exact_attention",
-    "AtomwiseHead",
-    "ExtensiveHead",
-    "IntensiveHead",
-    "DipoleHead",
-    "ElectronicSpatialExtentHead",
-    "HeadStatistics",
-    "HEADS",
-    "make_head",
 ]

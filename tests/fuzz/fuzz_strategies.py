@@ -314,7 +314,7 @@ def plain_xyz(content: bytes) -> list[tuple[list[int], np.ndarray]] | str:
     """An independent reading of an xyz file whose comment lines hold no ``key=value``:
     ``[(z, pos), ...]``, ``"invalid"`` if it is not a valid xyz file, or ``"extended"`` if a
     comment line has extxyz keys (then there is no simple expectation)."""
-    from flt3d.datasets.elements import atomic_number
+    from flt3d.atomistic.elements import atomic_number
 
     try:
         text = content.decode("utf-8")

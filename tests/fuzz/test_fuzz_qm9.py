@@ -14,7 +14,7 @@ from fuzz_strategies import QM9_SEEDS, TIERS, check_error, check_molecules, file
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flt3d.datasets.elements import atomic_number
+from flt3d.atomistic.elements import atomic_number
 from flt3d.datasets.qm9 import read_qm9_csv, read_qm9_frame
 
 pytest.importorskip("pandas")

@@ -11,15 +11,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flt3d.models import FLTNet, PointCloudClassifier
-from flt3d.nn import (
+from flt3d.atomistic import (
     DipoleHead,
     ElectronicSpatialExtentHead,
     ExtensiveHead,
+    IntensiveHead,
+)
+from flt3d.models import FLTNet, PointCloudClassifier
+from flt3d.nn import (
     FLTAttention,
     FLTBlock,
     FLTConv,
-    IntensiveHead,
     LatentCharges,
     SpectralFilter,
 )

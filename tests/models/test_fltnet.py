@@ -5,16 +5,15 @@ import torch
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
-from flt3d.datasets import QM9_SAMPLE_PATH, read_qm9_csv, target_index
-from flt3d.models import FLTNet, fit_statistics, head_for_target
-from flt3d.nn import (
+from flt3d.atomistic import (
     DipoleHead,
     ElectronicSpatialExtentHead,
     ExtensiveHead,
-    FLTAttention,
     IntensiveHead,
-    set_attention,
 )
+from flt3d.datasets import QM9_SAMPLE_PATH, read_qm9_csv, target_index
+from flt3d.models import FLTNet, fit_statistics, head_for_target
+from flt3d.nn import FLTAttention, set_attention
 from flt3d.testing import random_rotation
 
 TINY = dict(hidden_channels=16, num_layers=2, heads=2, num_features=16, num_frequencies=8)

@@ -3,18 +3,16 @@ import torch
 from e3nn.o3 import rand_matrix
 from torch import nn
 
-from flt3d.nn import (
+from flt3d.atomistic import (
+    BOHR2_PER_ANGSTROM2,
+    DEBYE_PER_E_ANGSTROM,
+    MAX_Z,
     DipoleHead,
     ElectronicSpatialExtentHead,
     ExtensiveHead,
     IntensiveHead,
-    make_head,
-)
-from flt3d.nn.heads import (
-    BOHR2_PER_ANGSTROM2,
-    DEBYE_PER_E_ANGSTROM,
-    MAX_Z,
     atomic_masses,
+    make_head,
 )
 
 C = 8

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import operator
 
-__all__ = ["SYMBOLS", "atomic_number", "element_symbol"]
+__all__ = ["MAX_Z", "SYMBOLS", "atomic_number", "element_symbol"]
 
 SYMBOLS: tuple[str, ...] = (
     "X",
@@ -33,6 +33,9 @@ SYMBOLS: tuple[str, ...] = (
     "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn",
     "Nh", "Fl", "Mc", "Lv", "Ts", "Og",
 )  # fmt: skip
+
+MAX_Z = len(SYMBOLS) - 1
+"""Largest atomic number, 118; tables indexed by atomic number have ``MAX_Z + 1`` rows."""
 
 _NUMBERS = {symbol.lower(): z for z, symbol in enumerate(SYMBOLS) if z > 0}
 
@@ -75,6 +78,6 @@ def element_symbol(z: int) -> str:
         number = operator.index(z)
     except TypeError:
         raise ValueError(f"atomic number must be an integer, got {z!r}") from None
-    if not 1 <= number < len(SYMBOLS):
-        raise ValueError(f"atomic number must be between 1 and {len(SYMBOLS) - 1}, got {number}")
+    if not 1 <= number <= MAX_Z:
+        raise ValueError(f"atomic number must be between 1 and {MAX_Z}, got {number}")
     return SYMBOLS[number]
