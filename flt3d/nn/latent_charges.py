@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 import torch
+from ase import units
 from torch import Tensor, nn
 
 from flt3d.nn.graph import center_pos, check_batch
@@ -39,9 +40,8 @@ from flt3d.nn.spectral_filter import SpectralFilter
 
 __all__ = ["LatentCharges", "COULOMB_EV_A", "structure_factor_energy"]
 
-COULOMB_EV_A = 14.399645
-r"""Coulomb's constant :math:`e^2 / 4\pi\varepsilon_0` in eV Å (``ase.units.Hartree *
-ase.units.Bohr``; written out, so the layer does not need ASE)."""
+COULOMB_EV_A = units.Hartree * units.Bohr
+r"""Coulomb's constant :math:`e^2 / 4\pi\varepsilon_0` in eV Å (ASE's units)."""
 
 
 def structure_factor_energy(
