@@ -29,6 +29,8 @@ decay over the budget:
   interacting over the whole structure through learned smooth kernels, a global FLT spectral
   filter, O(N) in linear mode. It trains with the kernel in ``--charges-attention`` mode
   (default exact: the same function, and cheaper at these sizes) and is evaluated in both;
+  its kernel family is ``--charges-spectrum`` (Gaussian mixtures, or ``coulomb``: erf(r/σ)/r,
+  :class:`~flt3d.nn.CoulombKernel`);
 - ``schnet``: PyG's SchNet on the same vesin neighbour list (5 Å).
 
 Then, in the same run, the cost of energy + forces of ``flt_global`` and ``flt_charges`` in
