@@ -66,6 +66,16 @@ CASES = {
     "linear local attention": ("linear", {"far_attention": False}, 90),
     "exact latent charges": ("exact", {"far_attention": False, "latent_charges": 3}, 20),
     "linear latent charges": ("linear", {"far_attention": False, "latent_charges": 3}, 90),
+    "exact Coulomb charges": (
+        "exact",
+        {"far_attention": False, "latent_charges": 3, "charges_spectrum": "coulomb"},
+        20,
+    ),
+    "linear Coulomb charges": (
+        "linear",
+        {"far_attention": False, "latent_charges": 3, "charges_spectrum": "coulomb"},
+        90,
+    ),
 }
 
 
