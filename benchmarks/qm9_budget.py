@@ -156,7 +156,7 @@ def load_splits(args) -> tuple[Packed, Packed, str]:
 def target_statistics(train: Packed, target: str):
     """Per-element references and residual mean/std fitted on the training molecules."""
     from flt3d.atomistic import make_head
-    from flt3d.models import head_for_target
+    from flt3d.datasets.qm9 import head_for_target
 
     column = TARGETS[target][0]
     batch = torch.repeat_interleave(torch.arange(len(train)), train.ptr[1:] - train.ptr[:-1])

@@ -6,7 +6,7 @@ Each image is 8 x 8 cells holding the count (0..16) of set pixels in a 4 x 4 blo
 bitmap; here counts are divided by 16 so values lie in ``[0, 1]``.
 
 Images are channels-first ``[N, 1, 8, 8]``, ready for :func:`flt3d.datasets.grid.flatten_image`
-(64 tokens per image at unit spacing) or :class:`flt3d.datasets.grid.PatchEmbedding`.
+(64 tokens per image at unit spacing) or :class:`flt3d.nn.PatchEmbedding`.
 
 Requires the ``grid`` extra: ``pip install flt3d[grid]``.
 """

@@ -67,6 +67,7 @@ __all__ = [
     "QM9_Z",
     "TARGETS",
     "UNITS",
+    "head_for_target",
     "qm9pack_files",
     "read_qm9_csv",
     "read_qm9_frame",
@@ -177,6 +178,33 @@ def target_index(target: str | int) -> int:
     if not 0 <= index < len(TARGETS):
         raise ValueError(f"QM9 target index must be in [0, {len(TARGETS)}), got {target!r}")
     return index
+
+
+_INTENSIVE = {"homo", "lumo", "gap"}
+
+
+def head_for_target(target: str | int) -> str:
+    """Name of the head (see :data:`flt3d.atomistic.HEADS`) that suits a QM9 target.
+
+    ``mu`` → ``"dipole"``, ``r2`` → ``"spatial_extent"``, ``homo``/``lumo``/``gap`` →
+    ``"intensive"``, every other target (energies, ``zpve``, ``alpha``, ``Cv``) →
+    ``"extensive"``; ``"energy"`` (a total energy of one's own data) → ``"extensive"``.
+
+    Args:
+        target: QM9 target name (case-insensitive) or index in ``[0, 12)``, or ``"energy"``.
+
+    Example:
+        >>> head_for_target("mu"), head_for_target("GAP"), head_for_target(7)
+        ('dipole', 'intensive', 'extensive')
+    """
+    if isinstance(target, str) and target.lower() == "energy":
+        return "extensive"
+    name = TARGETS[target_index(target)].lower()
+    if name == "mu":
+        return "dipole"
+    if name == "r2":
+        return "spatial_extent"
+    return "intensive" if name in _INTENSIVE else "extensive"
 
 
 def standard_split(

@@ -38,45 +38,18 @@ from flt3d.atomistic import (
     element_symbol,
     make_head,
 )
-from flt3d.datasets.qm9 import TARGETS, target_index
+from flt3d.datasets.qm9 import TARGETS, head_for_target, target_index
 from flt3d.models._common import block_stack, check_dropout, check_positive
 from flt3d.nn.graph import check_batch, check_finite, graph_sizes
 from flt3d.nn.latent_charges import LatentCharges
 from flt3d.nn.neighbors import neighbor_list, spatial_order
 from flt3d.nn.pairs import differentiable_pair_sums
 
-__all__ = ["FLTNet", "fit_statistics", "head_for_target"]
+__all__ = ["FLTNet", "fit_statistics"]
 
 #: above this many atoms, training recomputes each block in the backward pass (activation
 #: checkpointing), so memory holds one block's intermediates rather than all of them
 RECOMPUTE_ATOMS = 1 << 16
-
-_INTENSIVE = {"homo", "lumo", "gap"}
-
-
-def head_for_target(target: str | int) -> str:
-    """Name of the head (see :data:`flt3d.atomistic.HEADS`) that suits a QM9 target.
-
-    ``mu`` → ``"dipole"``, ``r2`` → ``"spatial_extent"``, ``homo``/``lumo``/``gap`` →
-    ``"intensive"``, every other target (energies, ``zpve``, ``alpha``, ``Cv``) →
-    ``"extensive"``; ``"energy"`` (a total energy of one's own data) → ``"extensive"``.
-
-    Args:
-        target: QM9 target name (case-insensitive) or index in ``[0, 12)``, or ``"energy"``.
-
-    Example:
-        >>> head_for_target("mu"), head_for_target("GAP"), head_for_target(7)
-        ('dipole', 'intensive', 'extensive')
-    """
-    if isinstance(target, str) and target.lower() == "energy":
-        return "extensive"
-    name = TARGETS[target_index(target)].lower()
-    if name == "mu":
-        return "dipole"
-    if name == "r2":
-        return "spatial_extent"
-    return "intensive" if name in _INTENSIVE else "extensive"
-
 
 def _element_numbers(elements: Iterable[int | str]) -> list[int]:
     if isinstance(elements, (str, bytes)):
@@ -122,7 +95,7 @@ class FLTNet(nn.Module):
             ``head`` is given.
         out_channels: outputs per molecule (default ``1``).
         head: ``"extensive"``, ``"intensive"``, ``"dipole"`` or ``"spatial_extent"``; default
-            chosen from ``target`` (see :func:`head_for_target`).
+            chosen from ``target`` (see :func:`flt3d.datasets.qm9.head_for_target`).
         attention: ``"exact"`` (default; the faster choice at QM9 size) or ``"linear"``;
             switch later with :func:`flt3d.nn.set_attention`.
         spectrum: spectral family of the RPE (default ``"isotropic_mixture"``).
@@ -689,7 +662,8 @@ def fit_statistics(
 
     Args:
         model_or_target: an :class:`FLTNet`, a head, or a QM9 target name / index (the head
-            is then the one :func:`head_for_target` picks, with default options).
+            is then the one :func:`~flt3d.datasets.qm9.head_for_target` picks, with default
+            options).
         data: a dataset (an iterable of PyG ``Data`` with ``z``, ``pos`` and ``y``) or a PyG
             ``DataLoader`` of batches. Pass only the training molecules.
         target: which column of a 12-column QM9 ``y`` to use (default: the model's target).

@@ -6,7 +6,7 @@ r"""ImageClassifier: patches as tokens on a 2D grid, bidirectional FLT blocks, m
     \mathrm{logits} = W\, \frac{1}{|P|}\sum_p \mathrm{LN}(h^{(L)}_p)
 
 Patch ``p`` sits at its (row, column) in units of patches
-(:class:`flt3d.datasets.grid.PatchEmbedding`).
+(:class:`flt3d.nn.PatchEmbedding`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch_geometric.nn import global_mean_pool
 
-from flt3d.datasets.grid import PatchEmbedding
 from flt3d.models._common import attention_spectrum, block_stack, check_dropout, check_positive
 from flt3d.nn.graph import GraphSizes
+from flt3d.nn.patches import PatchEmbedding
 
 __all__ = ["ImageClassifier"]
 

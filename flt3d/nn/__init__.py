@@ -19,6 +19,7 @@ from flt3d.nn.flt_attention import FLTAttention
 from flt3d.nn.latent_charges import LatentCharges
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
 from flt3d.nn.pairs import differentiable_pair_sums, pair_sum
+from flt3d.nn.patches import PatchEmbedding
 from flt3d.nn.random_features import orthogonal_gaussian, positive_features
 from flt3d.nn.samplers import FrequencySampler
 from flt3d.nn.spectral_filter import SpectralFilter
@@ -38,6 +39,7 @@ __all__ = [
     "FrequencySampler",
     "SpectralFilter",
     "LatentCharges",
+    "PatchEmbedding",
     "Spectrum",
     "GaussianMixture",
     "IsotropicMixture",

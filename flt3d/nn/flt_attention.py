@@ -26,6 +26,7 @@ from flt3d.nn.graph import (
     graph_pairs,
     graph_sizes,
 )
+from flt3d.nn.modes import ATTENTIONS, FARS, MASKS, REDRAWS
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
 from flt3d.nn.precision import full_precision
@@ -36,17 +37,10 @@ from flt3d.nn.random_features import (
     orthogonal_gaussian,
 )
 
-__all__ = ["FLTAttention", "ATTENTIONS", "REDRAWS"]
+__all__ = ["FLTAttention"]
 
-MASKS = ("exp", "mul")
-#: what attends beyond the cutoff: the content kernel, or nothing (a local attention)
-FARS = ("kernel", None)
 # Relative floor of the ``mul`` mask: M >= MUL_FLOOR * A keeps every row's weights positive.
 MUL_FLOOR = 1e-3
-#: the computation modes every FLT layer understands (see :func:`flt3d.nn.set_attention`)
-ATTENTIONS = ("linear", "exact")
-#: when random features and frequencies are drawn anew
-REDRAWS = ("never", "train")
 
 
 class FLTAttention(nn.Module):

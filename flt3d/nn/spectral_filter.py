@@ -21,7 +21,6 @@ from torch import Tensor, nn
 
 from flt3d.nn.attention import linear_attention_sums
 from flt3d.nn.densities import make_spectrum
-from flt3d.nn.flt_attention import ATTENTIONS, REDRAWS
 from flt3d.nn.graph import (
     GraphSizes,
     center_pos,
@@ -30,6 +29,7 @@ from flt3d.nn.graph import (
     graph_pairs,
     graph_sizes,
 )
+from flt3d.nn.modes import ATTENTIONS, REDRAWS
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_sum
 from flt3d.nn.precision import full_precision

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from flt3d.datasets.grid import (
-    PatchEmbedding,
     flatten_image,
     flatten_sequence,
     image_grid,
@@ -10,6 +9,7 @@ from flt3d.datasets.grid import (
     unflatten_image,
     unflatten_sequence,
 )
+from flt3d.nn.patches import PatchEmbedding
 
 
 def test_sequence_grid_order_spacing_and_batch():

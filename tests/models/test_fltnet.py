@@ -11,8 +11,8 @@ from flt3d.atomistic import (
     ExtensiveHead,
     IntensiveHead,
 )
-from flt3d.datasets import QM9_SAMPLE_PATH, read_qm9_csv, target_index
-from flt3d.models import FLTNet, fit_statistics, head_for_target
+from flt3d.datasets import QM9_SAMPLE_PATH, head_for_target, read_qm9_csv, target_index
+from flt3d.models import FLTNet, fit_statistics
 from flt3d.nn import FLTAttention, set_attention
 from flt3d.testing import random_rotation
 
