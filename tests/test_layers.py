@@ -24,25 +24,21 @@ LAYERS: dict[str, int] = {
     "flt3d.atomistic": 1,
     # data only: QM9, molecule and mesh files, your own structures, grid coordinates, text
     "flt3d.datasets": 2,
-    # ready models
+    # ready models, and the figures of what layers and models learned (which read nn only;
+    # the training layer draws them through its RPEFigures callback)
     "flt3d.models": 3,
+    "flt3d.plot": 3,
     # Lightning modules, configs, checkpoints, runs
     "flt3d.training": 4,
     # uses of trained models: the ASE calculator loads runs, ``pretrained.export`` reads them
     "flt3d.calculators": 5,
     "flt3d.pretrained": 5,
-    # front ends: the command line (it loads pretrained models) and the figures
+    # front end: the command line (it loads pretrained models)
     "flt3d.cli": 6,
-    "flt3d.plot": 6,
 }
 
 #: upward imports that stay for now, as (importing module, imported module): each with its reason
-ALLOWED: dict[tuple[str, str], str] = {
-    # ``write_figures`` draws a run's learned RPE and spectrum after training (a lazy import
-    # inside the function, skipped when matplotlib is missing); drawing belongs to the front
-    # ends, and moving the call out of the training layer is a change of its own.
-    ("flt3d.training.run", "flt3d.plot"): "training draws figures at the end of a run",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 #: the one vocabulary of option names inside ``flt3d.nn``
 MODES = "flt3d.nn.modes"

@@ -14,6 +14,8 @@ Needs the ``train`` extra (``pip install 'flt3d[train]'``: Lightning, PyYAML, Te
   budget of a model, checked before anything is built.
 - :mod:`~flt3d.training.optim`: AdamW, warm-up, cosine or plateau schedules.
 - :mod:`~flt3d.training.checkpoint`: atomic checkpoint writes, checked reads.
+- :mod:`~flt3d.training.figures`: :class:`RPEFigures`, the callback that draws what a run's
+  first FLT layer learned when training ends.
 - :mod:`~flt3d.training.run`: :func:`prepare_fit` (train, resume, data-parallel),
   :func:`evaluate`, :func:`load_module`; what the ``flt3d`` command calls.
 

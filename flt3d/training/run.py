@@ -58,6 +58,7 @@ from flt3d.training.checkpoint import (
     read_checkpoint,
 )
 from flt3d.training.config import ConfigError, check_keys
+from flt3d.training.figures import RPEFigures
 from flt3d.training.limits import check_sizes
 from flt3d.training.optim import check_options
 from flt3d.training.tasks import Task, get_task, section_keys, validate_config
@@ -169,33 +170,7 @@ class Run:
         }
         with open(os.path.join(self.output, RESULTS_FILE), "w", encoding="utf-8") as file:
             yaml.safe_dump(results, file, sort_keys=False)
-        save_rpe_figures(self.module.model, self.output)
         return self.evaluations
-
-
-def save_rpe_figures(model: torch.nn.Module, folder: str | os.PathLike) -> list[str]:
-    """Save the first FLT layer's learned RPE profile and spectrum as PNG files in ``folder``.
-
-    Returns the paths written: none when matplotlib (``flt3d[plot]``) is not installed or the
-    model has no spectral RPE.
-    """
-    try:  # the backend is left as it is (a notebook keeps its inline figures)
-        from matplotlib import pyplot as plt
-    except ImportError:
-        return []
-    from flt3d.nn import FLTAttention
-    from flt3d.plot import rpe_profile, spectrum
-
-    if not any(isinstance(m, FLTAttention) and m.spectrum is not None for m in model.modules()):
-        return []
-    paths = []
-    for name, draw in (("rpe_profile.png", rpe_profile), ("rpe_spectrum.png", spectrum)):
-        figure = draw(model)
-        path = os.path.join(folder, name)
-        figure.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(figure)
-        paths.append(path)
-    return paths
 
 
 @contextlib.contextmanager
@@ -307,6 +282,7 @@ def prepare_fit(
         if not 0.0 < ema_decay < 1.0:
             raise ValueError(f"optim.ema_decay must be in (0, 1) or null, got {ema_decay}")
         all_callbacks.append(EMAWeightAveraging(decay=ema_decay))
+    all_callbacks.append(RPEFigures(output))  # last: the weights fit ends with
     loggers = [
         CSVLogger(output, name="logs"),
         TensorBoardLogger(output, name="tensorboard", default_hp_metric=False),
