@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import flt3d
 from flt3d.datasets import (
     HARTREE_TO_EV,
     QM9,
@@ -24,9 +25,8 @@ from flt3d.datasets import (
     standard_split,
     target_index,
 )
-from flt3d.datasets import qm9 as qm9_module
 
-FLT3D_DIR = os.path.dirname(os.path.dirname(os.path.abspath(qm9_module.__file__)))
+FLT3D_DIR = os.path.dirname(os.path.abspath(flt3d.__file__))
 
 HAS_QM9PACK = importlib.util.find_spec("qm9pack") is not None
 needs_qm9pack = pytest.mark.skipif(not HAS_QM9PACK, reason="qm9pack is not installed")
@@ -160,7 +160,7 @@ def test_missing_qm9pack(tmp_path, monkeypatch):
     def find_spec(name, *args, **kwargs):
         return None if name == "qm9pack" else real(name, *args, **kwargs)
 
-    monkeypatch.setattr(qm9_module.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(ImportError, match=r"flt3d\[molecules\]"):
         qm9pack_files()
     with pytest.raises(ImportError, match=r"flt3d\[molecules\]"):
