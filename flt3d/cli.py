@@ -122,10 +122,12 @@ def _naming_overrides(error: ValueError, overrides: Sequence[str]) -> ValueError
 
 def _check_threads(threads: object) -> None:
     # torch.set_num_threads takes any positive number, and crashes the process far beyond it
+    from flt3d.training._checks import check_int
     from flt3d.training.config import ConfigError
 
     cores = os.cpu_count() or 1
-    if isinstance(threads, int) and not isinstance(threads, bool) and threads > cores:
+    check_int(threads, "config key 'num_threads'", none="null", error=ConfigError)
+    if threads is not None and threads > cores:
         raise ConfigError(
             f"config key 'num_threads' is {threads}, more than the {cores} CPU cores of this "
             f"machine; expected at most {cores}, or null for PyTorch's default"

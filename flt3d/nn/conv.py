@@ -102,6 +102,8 @@ class FLTConv(nn.Module):
         self.heads = heads
         self.head_channels = head_channels
         self.filter = None
+        self.filter_spectrum: str | None = None  # the families, for the repr
+        self.long_range_spectrum = long_range_filter
         if spectral_filter:
             if options.get("causal", False):
                 raise ValueError("spectral_filter is not causal; use it with causal=False")
@@ -116,11 +118,12 @@ class FLTConv(nn.Module):
                 for key in ("num_frequencies", "length_scale", "sampler", "nodes", "redraw")
                 if key in options
             }
+            self.filter_spectrum = filter_spectrum or options.get("spectrum") or "isotropic_mixture"
             self.filter = SpectralFilter(
                 filter_heads,
                 heads * head_channels // filter_heads,
                 pos_dim,
-                spectrum=filter_spectrum or options.get("spectrum") or "isotropic_mixture",
+                spectrum=self.filter_spectrum,
                 attention=attention,
                 cutoff=options.get("cutoff") if filter_cutoff is None else filter_cutoff,
                 **{**inherited, **(filter_options or {})},
@@ -213,18 +216,32 @@ class FLTConv(nn.Module):
             outs.append(self.long_filter(next(extra), pos, batch, **checked).flatten(1))
         return self.out(torch.cat(outs, dim=1) if len(outs) > 1 else outs[0])
 
-    def __repr__(self) -> str:
-        extra = "" if self.attention == "linear" else f", attention={self.attention!r}"
+    def options_repr(self) -> str:
+        """``heads`` and the options that differ from the defaults, as the repr shows them."""
+        parts = [f"heads={self.heads}"]
+        if self.attention != "linear":
+            parts.append(f"attention={self.attention!r}")
         if self.cutoff is not None:
-            extra += f", cutoff={self.cutoff}"
+            parts.append(f"cutoff={self.cutoff}")
         if self.filter is not None:
-            extra += f", filter_heads={self.filter.heads}"
+            parts += [
+                f"spectral_filter=True, filter_spectrum={self.filter_spectrum!r}",
+                f"filter_heads={self.filter.heads}",
+            ]
+            if self.filter.cutoff != self.cutoff:
+                parts.append(f"filter_cutoff={self.filter.cutoff}")
         if self.long_filter is not None:
-            extra += ", long_range_filter=True"
-        return (
-            f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
-            f"heads={self.heads}{extra})"
-        )
+            parts.append(
+                f"long_range_filter=True, long_range_spectrum={self.long_range_spectrum!r}"
+            )
+        return ", ".join(parts)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, {self.options_repr()}"
+
+    def __repr__(self) -> str:
+        # one line, as for the attention modules: the sub-modules follow from the options
+        return f"{type(self).__name__}({self.extra_repr()})"
 
 
 class FLTBlock(nn.Module):
@@ -297,8 +314,11 @@ class FLTBlock(nn.Module):
         x = x + self.dropout(conv)
         return x + self.dropout(self.mlp(self.norm2(x)))
 
+    def extra_repr(self) -> str:
+        return f"{self.channels}, {self.conv.options_repr()}"
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.channels}, heads={self.conv.heads})"
+        return f"{type(self).__name__}({self.extra_repr()})"
 
 
 def set_attention(module: nn.Module, attention: str) -> nn.Module:

@@ -25,6 +25,8 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 
+from flt3d.training._checks import check_int
+
 __all__ = [
     "CHECKPOINT_KEY",
     "AtomicCheckpointIO",
@@ -85,15 +87,7 @@ class LastCheckpoint(Checkpoint):
     """
 
     def __init__(self, path: str | os.PathLike, *, every_n_train_steps: int | None = None) -> None:
-        if every_n_train_steps is not None and (
-            isinstance(every_n_train_steps, bool)
-            or not isinstance(every_n_train_steps, int)
-            or every_n_train_steps < 1
-        ):
-            raise ValueError(
-                "every_n_train_steps must be a positive integer or None, got "
-                f"{every_n_train_steps!r}"
-            )
+        check_int(every_n_train_steps, "every_n_train_steps", none="None")
         self.path = os.fspath(path)
         self.every_n_train_steps = every_n_train_steps
 

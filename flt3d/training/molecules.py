@@ -23,7 +23,7 @@ from torch_geometric.loader import DataLoader
 from flt3d.datasets.cache import default_data_root
 from flt3d.datasets.molecules import check_elements
 from flt3d.datasets.qm9 import QM9, TARGETS, UNITS, target_index
-from flt3d.training._checks import check_int
+from flt3d.training._checks import check_bool, check_int
 from flt3d.training.base import TaskModule
 from flt3d.training.datamodule import SplitDataModule
 
@@ -81,8 +81,7 @@ class QM9DataModule(SplitDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        if not isinstance(sample, bool):
-            raise ValueError(f"data.sample must be true or false, got {sample!r}")
+        check_bool(sample, "data.sample")
         check_int(batch_size, "data.batch_size")
         check_int(num_workers, "data.num_workers", minimum=0)
         if eval_batch_size is not None:

@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from flt3d.training._checks import check_bool, check_int
+
 __all__ = ["SCHEDULES", "check_options", "configure_optimizers", "warmup_cosine"]
 
 SCHEDULES = ("cosine", "plateau", "constant")
@@ -143,18 +145,14 @@ def configure_optimizers(
             finite ``total_steps``.
     """
     del ema_decay  # used by the run, not by the optimiser
-    if not isinstance(anneal_to_max_time, bool):
-        raise ValueError(
-            f"optim.anneal_to_max_time must be true or false, got {anneal_to_max_time!r}"
-        )
+    check_bool(anneal_to_max_time, "optim.anneal_to_max_time")
     if schedule not in SCHEDULES:
         raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {schedule!r}")
     if not lr > 0:
         raise ValueError(f"optim.lr must be positive, got {lr}")
     if weight_decay < 0:
         raise ValueError(f"optim.weight_decay must be non-negative, got {weight_decay}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"optim.warmup_steps must be a non-negative integer, got {warmup_steps!r}")
+    check_int(warmup_steps, "optim.warmup_steps", minimum=0)
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
     if len(betas) != 2:

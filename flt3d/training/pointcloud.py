@@ -22,7 +22,7 @@ from torch_geometric.data import Batch, Data
 
 from flt3d.datasets.digits import stratified_split
 from flt3d.datasets.pointclouds import ModelNetFolder, shape_augmentation, shapes_sample_root
-from flt3d.training._checks import check_int
+from flt3d.training._checks import check_bool, check_int, check_number
 from flt3d.training.base import TaskModule
 from flt3d.training.datamodule import SplitDataModule
 
@@ -100,12 +100,8 @@ class PointCloudDataModule(SplitDataModule):
         check_int(num_workers, "data.num_workers", minimum=0)
         if eval_batch_size is not None:
             check_int(eval_batch_size, "data.eval_batch_size")
-        if not isinstance(augment, bool):
-            raise ValueError(f"data.augment must be true or false, got {augment!r}")
-        if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
-            raise ValueError(f"data.val_fraction must be a number in (0, 1), got {val_fraction!r}")
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction!r}")
+        check_bool(augment, "data.augment")
+        check_number(val_fraction, "data.val_fraction", low=0, high=1)
         if path is None and root is not None and _modelnet_layout(root):
             path, root = root, None
         self.path = None if path is None else os.path.abspath(os.path.expanduser(path))

@@ -39,6 +39,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DistributedSampler
 
+from flt3d.training._checks import check_int
+
 __all__ = [
     "ResumableSampler",
     "add_epoch_sums",
@@ -92,8 +94,7 @@ class ResumableSampler(DistributedSampler):
         num_replicas: int = 1,
         rank: int = 0,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_int(batch_size, "batch_size")
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
         self.batch_size = batch_size
         self.start = 0
@@ -108,8 +109,7 @@ class ResumableSampler(DistributedSampler):
 
     def resume(self, epoch: int, batches: int) -> None:
         """Make the next iteration that of ``epoch``, less its first ``batches`` batches."""
-        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 0:
-            raise ValueError(f"batches must be a non-negative integer, got {batches!r}")
+        check_int(batches, "batches", minimum=0)
         self.set_epoch(epoch)
         self.start = batches
 

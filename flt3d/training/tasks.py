@@ -18,6 +18,7 @@ from typing import Any
 
 import lightning as L
 
+from flt3d.training._checks import check_int
 from flt3d.training.config import SECTIONS, ConfigError, check_keys
 from flt3d.training.limits import check_model_size, check_sizes
 from flt3d.training.optim import configure_optimizers
@@ -221,22 +222,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     check_keys(config, SECTIONS, "")
     config = copy.deepcopy(dict(config))
     task = get_task(config.setdefault("task", "qm9"))
-    seed = config.setdefault("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"config key 'seed' must be a non-negative integer, got {seed!r}")
-    threads = config.setdefault("num_threads", None)
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
-        raise ConfigError(
-            f"config key 'num_threads' must be a positive integer or null, got {threads!r}"
-        )
-    every = config.get("checkpoint_every_n_steps")
-    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-        raise ConfigError(
-            "config key 'checkpoint_every_n_steps' must be a positive integer or null, got "
-            f"{every!r}"
-        )
+    check_int(config.setdefault("seed", 0), "config key 'seed'", minimum=0, error=ConfigError)
+    for key in ("num_threads", "checkpoint_every_n_steps"):
+        check_int(config.get(key), f"config key {key!r}", none="null", error=ConfigError)
+    config.setdefault("num_threads", None)
     for section, allowed in section_keys(task).items():
         value = config.get(section)
         if value is None:

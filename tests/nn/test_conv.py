@@ -85,3 +85,21 @@ def test_long_range_filter_sees_past_the_cutoff(attention):
     assert torch.allclose(linear, exact, atol=1e-10)
     set_attention(conv, "linear")
     assert conv.long_filter.attention == "linear"
+
+
+def test_repr_names_the_mode_cutoff_and_filters():
+    conv = FLTConv(8, 8, heads=2, attention="exact", cutoff=3.0, spectral_filter=True,
+                   filter_spectrum="gaussian", filter_heads=1,
+                   long_range_filter="isotropic_mixture")  # fmt: skip
+    text = repr(conv)
+    assert text == conv.extra_repr().join(("FLTConv(", ")"))
+    for part in ("attention='exact'", "cutoff=3.0", "spectral_filter=True",
+                 "filter_spectrum='gaussian'", "filter_heads=1", "long_range_filter=True",
+                 "long_range_spectrum='isotropic_mixture'"):  # fmt: skip
+        assert part in text, text
+    block = FLTBlock(8, heads=2, attention="exact", spectral_filter=True)
+    assert repr(block) == (
+        "FLTBlock(8, heads=2, attention='exact', spectral_filter=True, "
+        "filter_spectrum='isotropic_mixture', filter_heads=2)"
+    )
+    assert repr(FLTBlock(8, heads=2)) == "FLTBlock(8, heads=2)"
