@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from flt3d.nn.attention import (
-    causal_linear_attention,
-    dense_exact_attention,
-    exact_attention,
-    linear_attention,
-    linear_attention_sums,
-)
+from flt3d.nn.attention import causal_linear_attention, linear_attention, linear_attention_sums
 from flt3d.nn.densities import make_spectrum
+from flt3d.nn.flt_checks import check_inputs, check_options
+from flt3d.nn.flt_exact import exact_forward
+from flt3d.nn.flt_kernel import dense_weights
+from flt3d.nn.flt_local import local_attention
+from flt3d.nn.flt_short_range import with_short_range, with_short_range_dense
 from flt3d.nn.graph import (
     GraphSizes,
     center_pos,
-    check_batch,
-    check_finite,
     checked_inputs,
-    dense_batch,
     distance,
-    graph_pairs,
     graph_sizes,
 )
-from flt3d.nn.modes import ATTENTIONS, FARS, MASKS, REDRAWS
+from flt3d.nn.modes import ATTENTIONS, MASKS, REDRAWS
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
-from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
 from flt3d.nn.precision import full_precision
 from flt3d.nn.random_features import (
     feature_exponents,
@@ -186,31 +178,13 @@ class FLTAttention(nn.Module):
         # exact mode lays graphs out densely when padding costs at most this factor in pairs
         self.dense_waste = 2.0
         estimator = {"sampler": sampler, "nodes": nodes}
-        self.cutoff = None if cutoff is None else float(cutoff)
-        self.far_temperature = float(far_temperature)
-        if not 0 < self.far_temperature <= 1:
-            raise ValueError(f"far_temperature must be in (0, 1], got {far_temperature}")
-        if self.far_temperature != 1 and self.cutoff is None:
-            raise ValueError("far_temperature needs a cutoff (it applies beyond it)")
-        if far not in FARS:
-            raise ValueError(f"far must be one of {FARS}, got {far!r}")
+        self.cutoff, self.far_temperature = check_options(
+            cutoff=cutoff, far_temperature=far_temperature, far=far, long_range=long_range,
+            spectrum=spectrum, mask=mask, causal=causal, closed_form_rpe=closed_form_rpe,
+        )  # fmt: skip
         self.far = far
-        if far is None and (cutoff is None or long_range is not None or far_temperature != 1):
-            raise ValueError(
-                "far=None (attention within the cutoff only) needs a cutoff, no long_range and "
-                f"far_temperature=1, got cutoff={cutoff}, long_range={long_range!r}, "
-                f"far_temperature={far_temperature}"
-            )
         self.long_range = None
         if self.cutoff is not None:
-            if not (math.isfinite(self.cutoff) and self.cutoff > 0):
-                raise ValueError(f"cutoff must be a positive number, got {cutoff}")
-            if spectrum is None or mask != "exp" or causal or closed_form_rpe:
-                raise ValueError(
-                    "cutoff needs a spectrum, mask='exp', causal=False and no closed_form_rpe, "
-                    f"got spectrum={spectrum!r}, mask={mask!r}, causal={causal}, "
-                    f"closed_form_rpe={closed_form_rpe}"
-                )
             options = dict(spectrum_options or {})
             self.spectrum = make_spectrum(
                 spectrum, heads, pos_dim, num_frequencies=1, length_scale=length_scale, **options
@@ -227,8 +201,6 @@ class FLTAttention(nn.Module):
                 **estimator,
             )
         else:
-            if long_range is not None:
-                raise ValueError("long_range needs a cutoff (it is the part beyond it)")
             self.spectrum = make_spectrum(
                 spectrum,
                 heads,
@@ -378,7 +350,7 @@ class FLTAttention(nn.Module):
         layout (dense blocks, pair lists or a neighbour list); a caller that computed them once
         for several layers passes them, else they are read here (one host sync).
         """
-        self._check_inputs(q, k, v, pos)
+        check_inputs(self, q, k, v, pos)
         batch, num_graphs = checked_inputs(pos, batch, num_graphs, validate)
         sizes = graph_sizes(batch, num_graphs) if sizes is None else sizes.check(batch, num_graphs)
         if neighbors is not None and neighbors.periodic and self.far is not None:
@@ -389,19 +361,12 @@ class FLTAttention(nn.Module):
         pos = center_pos(pos.to(q.dtype), batch, num_graphs)
         projection, frequencies = self.draws()
         if self.far is None:
-            return self._local_only(q, k, v, pos, batch, num_graphs, neighbors, sizes)
+            return local_attention(self, q, k, v, pos, batch, num_graphs, neighbors, sizes)
         if self.attention == "exact":
-            if q.shape[0] and num_graphs * sizes.largest**2 <= self.dense_waste * sizes.squares:
-                return self._exact_dense(q, k, v, pos, batch, sizes, frequencies)
-            pairs = graph_pairs(batch, num_graphs, causal=self.causal)
-            rpe = scale = None
-            if self.spectrum is not None:
-                delta = pos[pairs[0]] - pos[pairs[1]]
-                rpe, scale = self.rpe(delta, frequencies), self.logit_scale(delta)
-            return exact_attention(q, k, v, pairs, rpe=rpe, mask=self.mask, logit_scale=scale)
-        xq, xk, psi = self._kernel_inputs(q, k, pos, frequencies)
-        a = 0.0 if self.causal else graph_optimal_a(xq, xk, batch, num_graphs)
-        eq, ek = feature_exponents(xq, projection, a=a), feature_exponents(xk, projection, a=a)
+            return exact_forward(self, q, k, v, pos, batch, num_graphs, sizes, frequencies)
+        xq, xk, psi, eq, ek = self._feature_exponents(
+            q, k, pos, frequencies, projection, batch, num_graphs
+        )
         outer = self._mul_factors(psi, q.shape[0], frequencies)
         if self.causal:
             return causal_linear_attention(
@@ -414,59 +379,10 @@ class FLTAttention(nn.Module):
         if self.cutoff is None:
             return linear_attention(phi_q, phi_k, v, batch, num_graphs, sizes=sizes)
         if sizes.small():
-            return self._with_short_range_dense(xq, xk, phi_q, phi_k, row, v, pos, batch, sizes)
+            return with_short_range_dense(self, xq, xk, phi_q, phi_k, row, v, pos, batch, sizes)
         neighbors = local_neighbors(neighbors, pos, batch, num_graphs, self.cutoff)
         sums = linear_attention_sums(phi_q, phi_k, v, batch, num_graphs, sizes=sizes)
-        return self._with_short_range(sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors)
-
-    def _local_only(self, q, k, v, pos, batch, num_graphs, neighbors, sizes) -> Tensor:
-        # far=None: w_ij = u(r_ij) exp(q.k / sqrt(d) + F(delta)) over pairs within the cutoff.
-        # Exact mode sums every pair of a graph (u = 0 beyond the cutoff); linear mode the
-        # pairs of each small graph within the cutoff, or a neighbour list: the same weights.
-        # A periodic list (pairs across cell boundaries, images included) serves both modes.
-        periodic = neighbors is not None and neighbors.periodic
-        if not periodic and (self.attention == "exact" or sizes.small()):
-            i, j = graph_pairs(batch, num_graphs)
-            delta = pos[i] - pos[j]
-            if self.attention == "linear":
-                near = distance(delta) < self.cutoff
-                i, j, delta = i[near], j[near], delta[near]
-            index = torch.stack([i, j])
-        else:
-            neighbors = local_neighbors(neighbors, pos, batch, num_graphs, self.cutoff)
-            index, delta = neighbors.index, neighbors.displacements(pos)
-        scale = self.head_channels**-0.5
-
-        def log_weight(q_i, k_j, delta_p):
-            return scale * (q_i * k_j).sum(-1) + self.short_range(delta_p)
-
-        def message(q_i, shift_i, k_j, v_j, delta_p):
-            envelope = cosine_cutoff(distance(delta_p), self.cutoff).unsqueeze(-1)
-            w = envelope * torch.exp(log_weight(q_i, k_j, delta_p) - shift_i)
-            v1 = torch.cat([v_j, v_j.new_ones(*v_j.shape[:-1], 1)], dim=-1)
-            return w.unsqueeze(-1) * v1
-
-        per_pair = 3 * self.heads * (2 * self.head_channels + 2)
-        shift = pair_max(
-            log_weight,
-            index,
-            v.shape[0],
-            sources_i=(q,),
-            sources_j=(k,),
-            pair_data=(delta,),
-            per_pair=per_pair,
-        )  # [N, H], finite: every row has its self pair
-        sums = pair_sum(
-            message,
-            index,
-            v.shape[0],
-            sources_i=(q, shift),
-            sources_j=(k, v),
-            pair_data=(delta,),
-            params=tuple(self.spectrum.parameters()),
-            per_pair=per_pair,
-        )
-        return sums[..., :-1] / sums[..., -1:]
+        return with_short_range(self, sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors)
 
     def _kernel_inputs(self, q: Tensor, k: Tensor, pos: Tensor, frequencies: Tensor | None):
         # the scaled queries and keys, with the low-rank RPE features appended (exp mask)
@@ -486,149 +402,13 @@ class FLTAttention(nn.Module):
         shift = self.mul_shift(frequencies).to(psi[0].dtype).sqrt().expand(n, -1).unsqueeze(-1)
         return torch.cat([shift, psi[0]], dim=-1), torch.cat([shift, psi[1]], dim=-1)
 
-    def _near_extra(self, xq_i: Tensor, xk_j: Tensor, delta: Tensor) -> Tensor:
-        # log of the exact near weight over what the features estimate: the short-range RPE
-        # and, with a far temperature, the rest of the content logit (s / tau - 1) tau q.k
-        extra = self.short_range(delta)
-        if self.far_temperature != 1:
-            d = self.head_channels
-            content = (xq_i[..., :d] * xk_j[..., :d]).sum(-1)
-            extra = extra + (self.logit_scale(delta) / self.far_temperature - 1) * content
-        return extra
-
-    def _with_short_range(self, sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors) -> Tensor:
-        # Pairs within the cutoff: their exact weights replace their random-feature estimate.
-        # Everything is in units of exp(row_i) (the feature shift); an extra detached per-row
-        # shift t_i >= 0 keeps the exact weights from overflowing.
-        delta = neighbors.displacements(pos)
-        row = row.squeeze(-1)
-
-        def log_weight(xq_i, row_i, xk_j, delta_p):
-            return (xq_i * xk_j).sum(-1) + self._near_extra(xq_i, xk_j, delta_p) - row_i
-
-        def message(xq_i, row_i, shift_i, phq_i, xk_j, phk_j, v_j, delta_p):
-            # the exact weight, its estimate, and the exact weight of what the estimate
-            # estimates (without the short-range RPE), for the ratio below
-            plain = (xq_i * xk_j).sum(-1) - row_i - shift_i
-            exact = torch.exp(plain + self._near_extra(xq_i, xk_j, delta_p))
-            estimate = (phq_i * phk_j).sum(-1)  # in units of exp(row), like sums
-            v1 = torch.cat([v_j, v_j.new_ones(*v_j.shape[:-1], 1)], dim=-1)
-            parts = [exact.unsqueeze(-1) * v1, estimate.unsqueeze(-1) * v1, plain.exp().unsqueeze(-1)]
-            return torch.cat(parts, dim=-1)
-
-        width = xq.shape[-1] + phi_q.shape[-1] + v.shape[-1]
-        i, j = neighbors.index
-        per_pair = 3 * self.heads * width
-        if not pair_chunking(i.numel(), per_pair):
-            # small enough to hold every pair's tensors: one pass, no recomputation
-            log_w = log_weight(xq[i], row[i], xk[j], delta).detach()
-            shift = log_w.new_zeros(v.shape[0], self.heads)
-            shift = shift.scatter_reduce(0, i.view(-1, 1).expand_as(log_w), log_w, "amax")
-            msg = message(xq[i], row[i], shift[i], phi_q[i], xk[j], phi_k[j], v[j], delta)
-            local = msg.new_zeros(v.shape[0], *msg.shape[1:]).index_add(0, i, msg)
-        else:
-            top = pair_max(
-                log_weight,
-                neighbors.index,
-                v.shape[0],
-                sources_i=(xq, row),
-                sources_j=(xk,),
-                pair_data=(delta,),
-                per_pair=per_pair,
-            )
-            shift = top.clamp_min(0.0)  # [N, H]; every row has its self pair
-            local = pair_sum(
-                message,
-                neighbors.index,
-                v.shape[0],
-                sources_i=(xq, row, shift, phi_q),
-                sources_j=(xk, phi_k, v),
-                pair_data=(delta,),
-                params=tuple(self.spectrum.parameters()),
-                per_pair=per_pair,
-            )
-        e = v.shape[-1] + 1
-        near, near_estimate, near_plain = local[..., :e], local[..., e : 2 * e], local[..., -1:]
-        far = sums - near_estimate
-        # The estimate's error is mostly a factor common to a query row (its features);
-        # with every pair estimated it would cancel in the normalisation. Here the near pairs
-        # are exact, so the row's far estimate is rescaled by how its near estimate compares
-        # with the exact weights it estimates: a ratio estimator, consistent (-> 1 as m grows).
-        ratio = near_plain / _near_floor(near_estimate[..., -1:], sums[..., -1:])
-        total = near + far * ratio
-        return total[..., :-1] / total[..., -1:]
-
-    def _with_short_range_dense(self, xq, xk, phi_q, phi_k, row, v, pos, batch, sizes):
-        # The estimator of _with_short_range, laid out as [G, n, n] blocks for small graphs
-        # (molecules): the same weights, computed with batched products instead of pair lists.
-        dense, real, perm = dense_batch([xq, xk, phi_q, phi_k, row, v, pos], batch, sizes)
-        dq, dk, fq, fk, drow, dv, dpos = dense
-        delta = dpos.unsqueeze(2) - dpos.unsqueeze(1)  # [G, n, n, D]
-        keys = (real.unsqueeze(1) & real.unsqueeze(2)).unsqueeze(-1)  # [G, n, n, 1]
-        near = keys & (distance(delta) < self.cutoff).unsqueeze(-1)
-        plain = torch.einsum("gihf,gjhf->gijh", dq, dk) - drow.squeeze(-1).unsqueeze(2)
-        log_w = plain + self.short_range(delta)
-        if self.far_temperature != 1:
-            d = self.head_channels
-            content = torch.einsum("gihf,gjhf->gijh", dq[..., :d], dk[..., :d])
-            log_w = log_w + (self.logit_scale(delta) / self.far_temperature - 1) * content
-        shift = log_w.detach().masked_fill(~near, 0.0).amax(dim=2, keepdim=True).clamp_min(0.0)
-        exact = torch.exp((log_w - shift).masked_fill(~near, -torch.inf))
-        plain = torch.exp((plain - shift).masked_fill(~near, -torch.inf))
-        # the estimates in units of exp(row) (no exp(-shift): it cancels in the ratio, and
-        # could underflow); every row's estimate over its whole graph is at least 1
-        estimate = torch.einsum("gihm,gjhm->gijh", fq, fk) * keys
-        near_estimate = estimate * near
-        ratio = plain.sum(2, keepdim=True) / _near_floor(
-            near_estimate.sum(2, keepdim=True), estimate.sum(2, keepdim=True)
-        )
-        weights = exact + (estimate - near_estimate) * ratio
-        # padded rows have no keys: a normaliser of one keeps them (and their gradients) finite
-        normaliser = weights.sum(2) + (~real).unsqueeze(-1).to(weights.dtype)
-        out = torch.einsum("gijh,gjhe->gihe", weights, dv) / normaliser.unsqueeze(-1)
-        out = out[real]
-        return torch.empty_like(out).index_copy_(0, perm, out)
-
-    def _exact_dense(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        pos: Tensor,
-        batch: Tensor,
-        sizes: GraphSizes,
-        frequencies: Tensor | None = None,
-    ) -> Tensor:
-        # the RPE matrix through its low-rank factors psi_Q . psi_K, equal to rpe(r_i - r_j)
-        # up to rounding and far cheaper than n^2 R trigonometric evaluations; directly from
-        # the displacements for closed forms and cutoff RPEs
-        direct = self.spectrum is not None and (self.closed_form_rpe or self.cutoff is not None)
-        flat = [q, k, v]
-        if direct:
-            flat.append(pos)
-        elif self.spectrum is not None:
-            flat += list(self.spectrum.features(pos, frequencies))
-        dense, real, perm = dense_batch(flat, batch, sizes)
-        rpe = scale = None
-        if direct:
-            dense_pos = dense[3]
-            delta = dense_pos.unsqueeze(2) - dense_pos.unsqueeze(1)
-            rpe, scale = self.rpe(delta, frequencies), self.logit_scale(delta)
-        elif self.spectrum is not None:
-            rpe = torch.einsum("gihr,gjhr->gijh", dense[3], dense[4])
-            if self.mask == "mul":
-                rpe = rpe + self.mul_shift(frequencies).to(rpe.dtype)
-        out = dense_exact_attention(
-            dense[0],
-            dense[1],
-            dense[2],
-            real,
-            rpe=rpe,
-            mask=self.mask,
-            causal=self.causal,
-            logit_scale=scale,
-        )[real]
-        return torch.empty_like(out).index_copy_(0, perm, out)
+    def _feature_exponents(self, q, k, pos, frequencies, projection, batch, num_graphs):
+        # the random-feature exponents of queries and keys (with their inputs and the RPE
+        # features), shifted by the graph-optimal a (a = 0 when causal)
+        xq, xk, psi = self._kernel_inputs(q, k, pos, frequencies)
+        a = 0.0 if self.causal else graph_optimal_a(xq, xk, batch, num_graphs)
+        eq, ek = feature_exponents(xq, projection, a=a), feature_exponents(xk, projection, a=a)
+        return xq, xk, psi, eq, ek
 
     @full_precision
     def kernel(self, q: Tensor, k: Tensor, pos: Tensor) -> Tensor:
@@ -640,53 +420,7 @@ class FLTAttention(nn.Module):
         row by exact over estimated near weights (a ratio estimator). Dense: for tests and
         plots on small inputs. The causal mask is not applied.
         """
-        self._check_inputs(q, k, k, pos)
-        check_finite(pos)
-        batch, num_graphs = check_batch(None, q.shape[0], q.device)
-        pos = center_pos(pos.to(q.dtype), batch, num_graphs)
-        delta = pos.unsqueeze(1) - pos.unsqueeze(0)
-        logits = torch.einsum("ihd,jhd->ijh", q, k) / self.head_channels**0.5
-        scale = self.logit_scale(delta)
-        if scale is not None:
-            logits = logits * scale
-        if self.attention == "exact":
-            rpe = self.rpe(delta)
-            return torch.exp(logits + rpe) if self.mask == "exp" else torch.exp(logits) * rpe
-        xq, xk, psi = self._kernel_inputs(q, k, pos, None)
-        a = 0.0 if self.causal else graph_optimal_a(xq, xk, batch, num_graphs)
-        eq = feature_exponents(xq, self.projection, a=a)
-        ek = feature_exponents(xk, self.projection, a=a)
-        w = torch.logsumexp(eq.unsqueeze(1) + ek.unsqueeze(0), dim=-1).exp()
-        if psi is not None and self.mask == "mul":
-            w = w * self.rpe(delta)
-        if self.cutoff is not None:
-            near = (distance(delta) < self.cutoff).unsqueeze(-1)
-            rpe = self.rpe(delta)
-            content = logits if scale is None else logits / scale * self.far_temperature
-            plain = torch.exp(content + rpe - self.short_range(delta))
-            ratio = (plain * near).sum(1, keepdim=True) / (w * near).sum(1, keepdim=True)
-            w = torch.where(near, torch.exp(logits + rpe), w * ratio)
-        return w
-
-    def _check_inputs(self, q: Tensor, k: Tensor, v: Tensor, pos: Tensor) -> None:
-        expected = (self.heads, self.head_channels)
-        for name, t in (("q", q), ("k", k), ("v", v)):
-            if not isinstance(t, Tensor) or t.dim() != 3 or tuple(t.shape[1:]) != expected:
-                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"{name} must be [N, {expected[0]}, {expected[1]}], got {shape}")
-        if not (q.shape[0] == k.shape[0] == v.shape[0]):
-            raise ValueError(
-                f"q, k, v must have the same N, got {q.shape[0]}, {k.shape[0]}, {v.shape[0]}"
-            )
-        if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.shape[1] != self.pos_dim:
-            shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
-            raise ValueError(
-                f"pos must be [N, {self.pos_dim}] (pos_dim={self.pos_dim}), got {shape}"
-            )
-        if pos.shape[0] != q.shape[0]:
-            raise ValueError(f"pos must have N = {q.shape[0]} rows like q, got {pos.shape[0]}")
-        if not pos.is_floating_point():
-            raise ValueError(f"pos must be a floating tensor, got {pos.dtype}")
+        return dense_weights(self, q, k, pos)
 
     def __repr__(self) -> str:
         return (
@@ -702,13 +436,3 @@ class FLTAttention(nn.Module):
             + ("" if self.redraw == "never" else f", redraw={self.redraw!r}")
             + ")"
         )
-
-
-def _near_floor(near: Tensor, total: Tensor) -> Tensor:
-    # The ratio estimator divides by a row's estimated near weight. Where the features put
-    # almost all of a row's weight on far keys that estimate can be tiny, and 1 / x then
-    # overflows in the backward pass (NaN gradients); a floor relative to the row's whole
-    # estimate (itself >= 1 for a real row) bounds the ratio at 1e6 and is inactive
-    # otherwise; padded rows of the dense layout (no keys) get the smallest normal number.
-    floor = (1e-6 * total.detach()).clamp_min(torch.finfo(near.dtype).tiny)
-    return torch.maximum(near, floor)

@@ -316,7 +316,7 @@ def test_cache_is_reused_and_invalidated(folder, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("processed again")
 
-    monkeypatch.setattr(pointclouds, "read_point_cloud", fail)
+    monkeypatch.setattr(pointclouds.folder, "read_point_cloud", fail)
     again = ModelNetFolder(folder, cache, num_points=64, seed=0)
     assert torch.equal(again._data.pos, first._data.pos)
     for changed in ({"num_points": 32}, {"seed": 1}, {"split": "test"}):

@@ -126,7 +126,7 @@ def test_sample_is_unpacked_once_and_atomically(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("unpacked again")
 
-    monkeypatch.setattr(pointclouds.tarfile, "open", fail)
+    monkeypatch.setattr(pointclouds.shapes_sample.tarfile, "open", fail)
     assert shapes_sample_root(tmp_path) == root
     # An unpacking that fails leaves neither the folder nor a temporary one behind.
     elsewhere = tmp_path / "elsewhere"
