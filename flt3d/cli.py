@@ -122,7 +122,7 @@ def _naming_overrides(error: ValueError, overrides: Sequence[str]) -> ValueError
 
 def _check_threads(threads: object) -> None:
     # torch.set_num_threads takes any positive number, and crashes the process far beyond it
-    from flt3d.training._checks import check_int
+    from flt3d.nn.checks import check_int
     from flt3d.training.config import ConfigError
 
     cores = os.cpu_count() or 1

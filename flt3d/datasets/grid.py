@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from flt3d.nn.patches import _positive_int
+from flt3d.nn.checks import check_int
 
 __all__ = [
     "flatten_image",
@@ -79,8 +79,8 @@ def sequence_grid(
         >>> batch.tolist()
         [0, 0, 0, 1, 1, 1]
     """
-    batch_size = _positive_int(batch_size, "batch_size")
-    length = _positive_int(length, "length")
+    batch_size = check_int(batch_size, "batch_size", index=True)
+    length = check_int(length, "length", index=True)
     spacing = _positive_spacing(spacing)
     steps = torch.arange(length, device=device, dtype=torch.float64) * spacing
     pos = steps.to(dtype).repeat(batch_size).unsqueeze(-1)
@@ -124,9 +124,9 @@ def image_grid(
         >>> pos.tolist()
         [[0.0, 0.0], [0.0, 1.0], [0.0, 2.0], [1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]
     """
-    batch_size = _positive_int(batch_size, "batch_size")
-    height = _positive_int(height, "height")
-    width = _positive_int(width, "width")
+    batch_size = check_int(batch_size, "batch_size", index=True)
+    height = check_int(height, "height", index=True)
+    width = check_int(width, "width", index=True)
     spacing = _positive_spacing(spacing)
     rows = torch.arange(height, device=device, dtype=torch.float64)
     cols = torch.arange(width, device=device, dtype=torch.float64)
@@ -183,7 +183,7 @@ def unflatten_sequence(x_flat: Tensor, batch_size: int) -> Tensor:
         >>> torch.equal(unflatten_sequence(flatten_sequence(x)[0], 2), x)
         True
     """
-    batch_size = _positive_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size", index=True)
     if x_flat.dim() < 1 or x_flat.shape[0] == 0 or x_flat.shape[0] % batch_size:
         raise ValueError(
             f"x_flat must be [B * L, *] with B = batch_size = {batch_size} and L >= 1, "
@@ -243,9 +243,9 @@ def unflatten_image(x_flat: Tensor, batch_size: int, height: int, width: int) ->
         >>> torch.equal(unflatten_image(flatten_image(x)[0], 2, 4, 5), x)
         True
     """
-    batch_size = _positive_int(batch_size, "batch_size")
-    height = _positive_int(height, "height")
-    width = _positive_int(width, "width")
+    batch_size = check_int(batch_size, "batch_size", index=True)
+    height = check_int(height, "height", index=True)
+    width = check_int(width, "width", index=True)
     n = batch_size * height * width
     if x_flat.dim() != 2 or x_flat.shape[0] != n:
         raise ValueError(

@@ -20,65 +20,28 @@ and so the rotation error, is measured in the tests).
 
 from __future__ import annotations
 
-import contextlib
-import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
-from flt3d.atomistic import (
-    HEADS,
-    MAX_Z,
-    SYMBOLS,
-    AtomwiseHead,
-    HeadStatistics,
-    atomic_number,
-    element_symbol,
-    make_head,
-)
-from flt3d.datasets.qm9 import TARGETS, head_for_target, target_index
+from flt3d.atomistic import HEADS, AtomwiseHead, make_head
+from flt3d.datasets.qm9 import head_for_target
 from flt3d.models._common import block_stack, check_dropout, check_positive
-from flt3d.nn.graph import check_batch, check_finite, graph_sizes
+from flt3d.models.block_pass import block_pass
+from flt3d.models.element_rows import element_numbers, element_rows, embedding_rows, row_elements
+from flt3d.models.forces import energy_and_forces as _energy_and_forces
+from flt3d.models.linear_error import linear_error as _linear_error
+from flt3d.models.plain import plain
+from flt3d.models.statistics import fit_statistics
+from flt3d.nn.graph import check_batch, check_finite
 from flt3d.nn.latent_charges import LatentCharges
-from flt3d.nn.neighbors import neighbor_list, spatial_order
-from flt3d.nn.pairs import differentiable_pair_sums
 
 __all__ = ["FLTNet", "fit_statistics"]
 
 #: above this many atoms, training recomputes each block in the backward pass (activation
 #: checkpointing), so memory holds one block's intermediates rather than all of them
 RECOMPUTE_ATOMS = 1 << 16
-
-def _element_numbers(elements: Iterable[int | str]) -> list[int]:
-    if isinstance(elements, (str, bytes)):
-        raise ValueError(f"elements must be a sequence of elements, got {elements!r}")
-    numbers = []
-    for element in elements:
-        if isinstance(element, str):
-            numbers.append(atomic_number(element))
-        else:
-            element_symbol(element)  # raises ValueError outside 1..118
-            numbers.append(operator.index(element))
-    if not numbers or len(set(numbers)) != len(numbers):
-        raise ValueError(f"elements must be non-empty and without repeats, got {list(elements)}")
-    return numbers
-
-
-def _plain(value):
-    """A constructor argument as JSON/YAML-friendly Python values (tensors become lists)."""
-    if isinstance(value, Tensor):
-        return value.detach().cpu().tolist()
-    if isinstance(value, dict):
-        # element keys as symbols: JSON would turn integer keys into strings anyway
-        return {
-            key if isinstance(key, str) else element_symbol(key): _plain(v)
-            for key, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 class FLTNet(nn.Module):
@@ -229,7 +192,7 @@ class FLTNet(nn.Module):
             head = head_for_target(target)
         elif head not in HEADS:
             raise ValueError(f"head must be one of {sorted(HEADS)} or None, got {head!r}")
-        numbers = _element_numbers(elements)
+        numbers = element_numbers(elements)
         self.config = {
             "hidden_channels": hidden_channels,
             "num_layers": num_layers,
@@ -259,9 +222,9 @@ class FLTNet(nn.Module):
             "latent_charges": int(latent_charges),
             "charges_spectrum": charges_spectrum,
             "elements": numbers,
-            "mean": _plain(mean),
-            "std": _plain(std),
-            "atomref": _plain(atomref),
+            "mean": plain(mean),
+            "std": plain(std),
+            "atomref": plain(atomref),
             "dropout": dropout,
             "mlp_ratio": float(mlp_ratio),
         }
@@ -271,9 +234,7 @@ class FLTNet(nn.Module):
         self.target = target
         self.head_name = head
 
-        rows = torch.full((MAX_Z + 1,), -1, dtype=torch.long)
-        rows[torch.tensor(numbers)] = torch.arange(len(numbers))
-        self.register_buffer("element_rows", rows)
+        self.register_buffer("element_rows", element_rows(numbers))
         self.embedding = nn.Embedding(len(numbers), hidden_channels)
         self.blocks = block_stack(
             hidden_channels,
@@ -332,9 +293,7 @@ class FLTNet(nn.Module):
     @property
     def elements(self) -> list[int]:
         """Atomic numbers the model embeds, in row order."""
-        rows = self.element_rows
-        numbers = torch.nonzero(rows >= 0).flatten()
-        return numbers[torch.argsort(rows[numbers])].tolist()
+        return row_elements(self.element_rows)
 
     @property
     def attention(self) -> str:
@@ -368,20 +327,7 @@ class FLTNet(nn.Module):
 
     def embed(self, z: Tensor) -> Tensor:
         """Element embedding ``[N, hidden_channels]``; raises naming unknown elements."""
-        if not isinstance(z, Tensor) or z.dim() != 1 or z.dtype != torch.long:
-            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-            raise ValueError(f"z must be [N] long atomic numbers, got {shape}")
-        valid = (z >= 1) & (z <= MAX_Z)
-        rows = self.element_rows[z.clamp(0, MAX_Z)]
-        bad = ~valid | (rows < 0)
-        if bool(bad.any()):
-            unknown = sorted(set(z[bad].tolist()))
-            names = ", ".join(
-                f"{SYMBOLS[n]} (Z={n})" if 1 <= n <= MAX_Z else f"Z={n}" for n in unknown
-            )
-            allowed = ", ".join(SYMBOLS[n] for n in self.elements)
-            raise ValueError(f"element(s) {names} not in the model's elements {allowed}")
-        return self.embedding(rows)
+        return self.embedding(embedding_rows(self.element_rows, z))
 
     @property
     def local(self) -> bool:
@@ -426,42 +372,10 @@ class FLTNet(nn.Module):
         return h, pos.to(h.dtype), batch, num_graphs
 
     def _blocks(self, h, pos, batch, num_graphs, cell, pbc) -> Tensor:
-        # the blocks and the final norm, on checked inputs
-        neighbors, order = None, None
-        cutoff = self.cutoff
-        sizes = graph_sizes(batch, num_graphs)  # the one read of the graph sizes
-        if cell is not None:
-            if not self.local:
-                raise ValueError(
-                    "periodic cells need a local FLTNet: a cutoff, far_attention=False and no "
-                    "long_range or long_range_filter (attention or sums over one cell's atoms "
-                    "beyond the cutoff are not periodic functions)"
-                )
-            neighbors = neighbor_list(
-                pos, batch, cutoff=cutoff, cell=cell.to(h.dtype), pbc=pbc, self_loops=True,
-                num_graphs=num_graphs,
-            )  # fmt: skip
-        elif (
-            cutoff is not None
-            and self.attention == "linear"
-            and not sizes.small()
-        ):
-            # atoms in the order they lie in space, so that the pair sums' gathers and scatters
-            # hit the cache (see spatial_order); one neighbour list for every block (the search
-            # itself is not differentiated)
-            order = spatial_order(pos, batch, cell_size=cutoff)
-            h, pos, batch = h[order], pos[order], batch[order]
-            neighbors = neighbor_list(pos, batch, cutoff=cutoff, self_loops=True)
-        recompute = torch.is_grad_enabled() and h.shape[0] > RECOMPUTE_ATOMS
-        # checked once above for every block and branch
-        checked = {"neighbors": neighbors, "num_graphs": num_graphs, "validate": False, "sizes": sizes}
-        for block in self.blocks:
-            if recompute:  # large systems: keep each block's input only, recompute the rest
-                h = checkpoint(block, h, pos, batch, use_reentrant=False, **checked)
-            else:
-                h = block(h, pos, batch, **checked)
-        h = self.norm(h)
-        return h if order is None else h[torch.argsort(order)]
+        # the blocks and the final norm, on checked inputs; RECOMPUTE_ATOMS read at call time
+        return block_pass(
+            self, h, pos, batch, num_graphs, cell, pbc, recompute_atoms=RECOMPUTE_ATOMS
+        )
 
     @property
     def cutoff(self) -> float | None:
@@ -509,40 +423,7 @@ class FLTNet(nn.Module):
         Returns:
             ``{"representation_mean", "representation_max", "prediction_mae"}``.
         """
-        from flt3d.nn import FLTAttention, SpectralFilter, set_attention
-
-        layers = [m for m in self.modules() if isinstance(m, (FLTAttention, SpectralFilter))]
-        modes = [m.attention for m in layers]
-        saved = {name: b.clone() for name, b in self.named_buffers()}
-        was_training = self.training
-        self.eval()
-        try:
-            set_attention(self, "exact")
-            exact_h, exact_y = self.representation(z, pos, batch), self(z, pos, batch)
-            set_attention(self, "linear")
-            errors, pred = [], []
-            for k in range(draws):
-                gen = torch.Generator().manual_seed(seed + k)
-                for m in layers:
-                    if isinstance(m, FLTAttention):
-                        m.redraw_features(generator=gen)
-                        m.redraw_frequencies(generator=gen)
-                    elif m.cutoff is None:
-                        m.spectrum.redraw_frequencies(generator=gen)
-                h = self.representation(z, pos, batch)
-                errors.append(float((h - exact_h).norm() / exact_h.norm().clamp_min(1e-30)))
-                pred.append(float((self(z, pos, batch) - exact_y).abs().mean()))
-        finally:
-            for name, b in self.named_buffers():
-                b.copy_(saved[name])
-            for m, mode in zip(layers, modes):
-                m.attention = mode
-            self.train(was_training)
-        return {
-            "representation_mean": sum(errors) / len(errors),
-            "representation_max": max(errors),
-            "prediction_mae": sum(pred) / len(pred),
-        }
+        return _linear_error(self, z, pos, batch, draws=draws, seed=seed)
 
     def energy_and_forces(
         self,
@@ -588,43 +469,10 @@ class FLTNet(nn.Module):
             >>> energy.shape, forces.shape
             (torch.Size([1, 1]), torch.Size([3, 3]))
         """
-        if self.head_name != "extensive" or self.config["out_channels"] != 1:
-            raise ValueError(
-                "forces need an energy: the 'extensive' head with out_channels=1, got head "
-                f"{self.head_name!r} with out_channels={self.config['out_channels']}"
-            )
-        if create_graph is None:
-            create_graph = self.training
-        if not isinstance(pos, Tensor):
-            raise ValueError(f"pos must be a [N, 3] tensor, got {type(pos).__name__}")
-        if stress and cell is None:
-            raise ValueError("stress needs a periodic cell (cell=...)")
-        if not pos.requires_grad:
-            pos = pos.detach().requires_grad_(True)
-        batch, num_graphs = check_batch(batch, z.shape[0], z.device, num_graphs)
-        # a loss on forces differentiates the backward pass: plain pair sums then
-        plain = differentiable_pair_sums() if create_graph else contextlib.nullcontext()
-        with torch.enable_grad(), plain:
-            inputs = [pos]
-            strained_pos, strained_cell = pos, cell
-            if stress:
-                cells = cell.to(pos.dtype).expand(num_graphs, 3, 3) if cell.dim() == 2 else cell
-                strain = torch.zeros_like(cells, requires_grad=True)
-                deform = torch.eye(3, dtype=pos.dtype, device=pos.device) + strain
-                strained_pos = torch.einsum("nd,nde->ne", pos, deform[batch])
-                strained_cell = cells @ deform
-                inputs.append(strain)
-            energy = self(
-                z, strained_pos, batch, cell=strained_cell, pbc=pbc, num_graphs=num_graphs
-            )
-            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
-        if not create_graph:
-            energy = energy.detach()
-        if not stress:
-            return energy, -grads[0]
-        volume = torch.linalg.det(cells).abs().view(-1, 1, 1)
-        virial = grads[1]
-        return energy, -grads[0], 0.5 * (virial + virial.transpose(1, 2)) / volume
+        return _energy_and_forces(
+            self, z, pos, batch, cell=cell, pbc=pbc, stress=stress, create_graph=create_graph,
+            num_graphs=num_graphs,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (
@@ -632,75 +480,3 @@ class FLTNet(nn.Module):
             f"heads={self.heads}, target={self.target!r}, head={self.head_name!r}, "
             f"attention={self.attention!r})"
         )
-
-
-def _targets(y: Tensor, num_graphs: int, target: str | int | None, out_channels: int) -> Tensor:
-    y = y.reshape(num_graphs, -1)
-    if y.shape[1] == out_channels:
-        return y
-    if target is not None and y.shape[1] == len(TARGETS):
-        index = target_index(target)
-        return y[:, index : index + 1]
-    raise ValueError(
-        f"cannot take {out_channels} target column(s) from y with {y.shape[1]} columns"
-        + ("" if target is None else f" for target {target!r}")
-    )
-
-
-@torch.no_grad()
-def fit_statistics(
-    model_or_target: FLTNet | AtomwiseHead | str | int,
-    data: Iterable,
-    *,
-    target: str | int | None = None,
-) -> HeadStatistics:
-    """Target statistics and per-element references from a training set.
-
-    Extensive heads: least-squares per-element references and the mean and std of the
-    per-atom residual; intensive heads: the targets' mean and std; ⟨R²⟩: fitted per-element
-    weights; dipole: none (mean 0, std 1). See each head's ``fit_statistics``.
-
-    Args:
-        model_or_target: an :class:`FLTNet`, a head, or a QM9 target name / index (the head
-            is then the one :func:`~flt3d.datasets.qm9.head_for_target` picks, with default
-            options).
-        data: a dataset (an iterable of PyG ``Data`` with ``z``, ``pos`` and ``y``) or a PyG
-            ``DataLoader`` of batches. Pass only the training molecules.
-        target: which column of a 12-column QM9 ``y`` to use (default: the model's target).
-
-    Returns:
-        :class:`~flt3d.atomistic.HeadStatistics`, float64; apply with
-        ``model.set_statistics(*stats)``.
-
-    Example:
-        >>> from flt3d.datasets import QM9_SAMPLE_PATH, read_qm9_csv
-        >>> stats = fit_statistics("U0", read_qm9_csv(QM9_SAMPLE_PATH, nrows=200))
-        >>> round(float(stats.atomref[6, 0]) / 1000, 1)  # eV per carbon, about -1030
-        -1.0
-    """
-    if isinstance(model_or_target, FLTNet):
-        head = model_or_target.head
-        target = model_or_target.target if target is None else target
-    elif isinstance(model_or_target, AtomwiseHead):
-        head = model_or_target
-    else:
-        target = model_or_target if target is None else target
-        head = make_head(head_for_target(model_or_target), 1)
-    ys, zs, poss, batches = [], [], [], []
-    offset = 0
-    for item in data:
-        z = item.z.detach().cpu()
-        num = int(item.num_graphs) if hasattr(item, "num_graphs") else 1
-        batch = getattr(item, "batch", None)
-        batch = torch.zeros_like(z) if batch is None else batch.detach().cpu()
-        y = item.y.detach().cpu().to(torch.float64)
-        ys.append(_targets(y, num, target, head.out_channels))
-        zs.append(z)
-        poss.append(item.pos.detach().cpu().to(torch.float64))
-        batches.append(batch + offset)
-        offset += num
-    if offset == 0:
-        raise ValueError("fit_statistics needs at least one molecule, got an empty data set")
-    return head.fit_statistics(
-        torch.cat(ys), torch.cat(zs), torch.cat(poss), torch.cat(batches), num_graphs=offset
-    )

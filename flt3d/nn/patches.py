@@ -5,24 +5,12 @@ To use every pixel as a token instead, see :func:`flt3d.datasets.grid.flatten_im
 
 from __future__ import annotations
 
-import operator
-
 import torch
 from torch import Tensor, nn
 
+from .checks import check_int
+
 __all__ = ["PatchEmbedding"]
-
-
-def _positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return value
 
 
 def _patch_grid(
@@ -69,9 +57,9 @@ class PatchEmbedding(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, patch_size: int) -> None:
         super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        self.patch_size = _positive_int(patch_size, "patch_size")
+        self.in_channels = check_int(in_channels, "in_channels", index=True)
+        self.out_channels = check_int(out_channels, "out_channels", index=True)
+        self.patch_size = check_int(patch_size, "patch_size", index=True)
         self.proj = nn.Conv2d(
             self.in_channels, self.out_channels, kernel_size=patch_size, stride=patch_size
         )

@@ -19,7 +19,7 @@ from torch_geometric.data import Batch, Data
 
 from flt3d.datasets.atoms import EMT_COPPER_SAMPLE_PATH, AtomsDataset
 from flt3d.datasets.molecules import check_elements
-from flt3d.training._checks import check_int
+from flt3d.nn.checks import check_int
 from flt3d.training.base import TaskModule
 from flt3d.training.datamodule import SplitDataModule
 

@@ -25,7 +25,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 
-from flt3d.training._checks import check_int
+from flt3d.nn.checks import check_int
 
 __all__ = [
     "CHECKPOINT_KEY",

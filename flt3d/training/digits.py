@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from flt3d.datasets.digits import load_digits_splits
-from flt3d.training._checks import check_int
+from flt3d.nn.checks import check_int
 from flt3d.training.base import TaskModule
 from flt3d.training.datamodule import ResumableDataModule
 

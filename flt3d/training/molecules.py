@@ -23,7 +23,7 @@ from torch_geometric.loader import DataLoader
 from flt3d.datasets.cache import default_data_root
 from flt3d.datasets.molecules import check_elements
 from flt3d.datasets.qm9 import QM9, TARGETS, UNITS, target_index
-from flt3d.training._checks import check_bool, check_int
+from flt3d.nn.checks import check_bool, check_int
 from flt3d.training.base import TaskModule
 from flt3d.training.datamodule import SplitDataModule
 

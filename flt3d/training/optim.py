@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from flt3d.training._checks import check_bool, check_int
+from flt3d.nn.checks import check_bool, check_int
 
 __all__ = ["SCHEDULES", "check_options", "configure_optimizers", "warmup_cosine"]
 

@@ -22,7 +22,7 @@ from torch_geometric.data import Batch, Data
 
 from flt3d.datasets.digits import stratified_split
 from flt3d.datasets.pointclouds import ModelNetFolder, shape_augmentation, shapes_sample_root
-from flt3d.training._checks import check_bool, check_int, check_number
+from flt3d.nn.checks import check_bool, check_int, check_number
 from flt3d.training.base import TaskModule
 from flt3d.training.datamodule import SplitDataModule
 

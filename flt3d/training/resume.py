@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DistributedSampler
 
-from flt3d.training._checks import check_int
+from flt3d.nn.checks import check_int
 
 __all__ = [
     "ResumableSampler",

@@ -18,7 +18,7 @@ from typing import Any
 
 import lightning as L
 
-from flt3d.training._checks import check_int
+from flt3d.nn.checks import check_int
 from flt3d.training.config import SECTIONS, ConfigError, check_keys
 from flt3d.training.limits import check_model_size, check_sizes
 from flt3d.training.optim import configure_optimizers

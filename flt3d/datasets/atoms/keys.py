@@ -70,11 +70,6 @@ def _checked_slice(selection: slice, index: slice | str) -> slice:
     return selection
 
 
-def _one_line(error: Exception) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
 def _describe(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {tuple(value.shape)} and dtype {value.dtype}"

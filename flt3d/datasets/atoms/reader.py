@@ -18,6 +18,7 @@ from torch_geometric.data import Data
 
 from flt3d.atomistic.elements import SYMBOLS
 
+from .._messages import _one_line
 from .._optional import import_optional
 from ..molecules.files import _xyz_layout_error
 from ..molecules.geometry import _check_geometry
@@ -26,7 +27,6 @@ from .keys import (
     _describe,
     _key,
     _lookup,
-    _one_line,
     _property_names,
     _scalar,
     _selection,

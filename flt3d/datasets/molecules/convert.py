@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 from torch_geometric.data import Data
+
+from flt3d.nn.checks import check_index
 
 from .._optional import import_optional
 from .geometry import _molecule_data
@@ -145,12 +146,7 @@ def from_smiles(smiles: str, *, seed: int = 0, optimize: bool = True) -> Data:
     AllChem = import_optional("rdkit.Chem.AllChem", "embedding SMILES in 3D")
     if not isinstance(smiles, str):
         raise ValueError(f"expected a SMILES string, got {smiles!r}")
-    if isinstance(seed, bool):
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    try:
-        seed = operator.index(seed)
-    except TypeError:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}") from None
+    seed = check_index(seed, "seed", "a non-negative integer")
     if not 0 <= seed < 2**31:  # RDKit keeps the seed in a C int
         raise ValueError(f"seed must be a non-negative integer below 2**31, got {seed}")
     mol = Chem.MolFromSmiles(smiles)

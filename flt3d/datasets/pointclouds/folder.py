@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
+from flt3d.nn.checks import check_int
+
 from ..cache import default_data_root
-from .checks import _positive_int, _seed
 from .mesh_file import MESH_EXTENSIONS
 from .reader import read_point_cloud
 
@@ -145,8 +146,8 @@ class ModelNetFolder(InMemoryDataset):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.path = osp.abspath(os.fspath(path))
         self.split = split
-        self.num_points = _positive_int(num_points, "num_points")
-        self.seed = _seed(seed)
+        self.num_points = check_int(num_points, "num_points", index=True, got_index=False)
+        self.seed = check_int(seed, "seed", minimum=0)
         self.classes, files = _scan(self.path, split)
         self.files = tuple(rel for rel, _ in files)
         self._labels = [label for _, label in files]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .checks import _one_line
+from .._messages import _one_line
 
 MESH_EXTENSIONS: tuple[str, ...] = (".off", ".ply", ".obj", ".stl")
 """File extensions that :func:`read_point_cloud` and :class:`ModelNetFolder` read."""

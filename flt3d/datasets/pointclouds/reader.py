@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from .checks import _import_trimesh, _positive_int, _seed
+from flt3d.nn.checks import check_int
+
+from .checks import _import_trimesh
 from .mesh_file import _load
 
 
@@ -108,9 +110,9 @@ def read_point_cloud(
         (torch.Size([256, 3]), torch.Size([256, 3]), True)
     """
     path = os.fspath(path)
-    num_points = _positive_int(num_points, "num_points")
+    num_points = check_int(num_points, "num_points", index=True, got_index=False)
     if not isinstance(seed, np.random.Generator):
-        seed = _seed(seed)
+        seed = check_int(seed, "seed", minimum=0)
     if not isinstance(normalize, bool):
         raise ValueError(f"normalize must be True or False, got {normalize!r}")
     if y is not None and (isinstance(y, bool) or not isinstance(y, int)):

@@ -19,10 +19,10 @@ import torch
 from torch_geometric.data import Data
 
 from flt3d.atomistic.elements import atomic_number
+from flt3d.nn.checks import check_int
 
 from .._optional import import_optional
 from ..molecules import MAX_COORDINATE, _coincident_atoms, _far_atoms
-from .split import _non_negative_int
 from .targets import _TARGET_COLUMNS
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def read_qm9_frame(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if nrows is not None:
-        nrows = _non_negative_int(nrows, "nrows")
+        nrows = check_int(nrows, "nrows", minimum=0, index=True)
     wanted = {*QM9_COLUMNS, "N_atoms"}
     frames, sources = [], []
     for path in paths:

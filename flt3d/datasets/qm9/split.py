@@ -5,10 +5,10 @@ r"""The standard random train / validation / test split of QM9 (110,000 / 10,000
 
 from __future__ import annotations
 
-import operator
-
 import torch
 from torch import Tensor
+
+from flt3d.nn.checks import check_int
 
 from .source import QM9_SIZE
 
@@ -56,12 +56,12 @@ def standard_split(
         >>> len(train_idx), len(val_idx), len(test_idx)
         (3363, 305, 332)
     """
-    num = _non_negative_int(num, "num")
-    seed = _non_negative_int(seed, "seed")
-    train = _non_negative_int(train, "train")
-    val = _non_negative_int(val, "val")
+    num = check_int(num, "num", minimum=0, index=True)
+    seed = check_int(seed, "seed", minimum=0, index=True)
+    train = check_int(train, "train", minimum=0, index=True)
+    val = check_int(val, "val", minimum=0, index=True)
     if reference is not None:
-        reference = _non_negative_int(reference, "reference")
+        reference = check_int(reference, "reference", minimum=0, index=True)
         if reference == 0:
             raise ValueError("reference must be positive or None, got 0")
         if num < reference:
@@ -77,15 +77,3 @@ def standard_split(
     part[perm[:train]] = 0
     part[perm[train : train + val]] = 1
     return tuple(torch.nonzero(part == k).flatten() for k in range(3))
-
-
-def _non_negative_int(value: int, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value}")
-    return value

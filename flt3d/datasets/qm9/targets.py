@@ -7,7 +7,7 @@ atomistic head that suits each target.
 
 from __future__ import annotations
 
-import operator
+from flt3d.nn.checks import check_index
 
 __all__ = ["HARTREE_TO_EV", "TARGETS", "UNITS", "head_for_target", "target_index"]
 
@@ -79,12 +79,7 @@ def target_index(target: str | int) -> int:
                 f"(case-insensitive) or an index in [0, {len(TARGETS)})"
             )
         return index
-    if isinstance(target, bool):
-        raise ValueError(f"QM9 target must be a name or an integer index, got {target!r}")
-    try:
-        index = operator.index(target)
-    except TypeError:
-        raise ValueError(f"QM9 target must be a name or an integer index, got {target!r}") from None
+    index = check_index(target, "QM9 target", "a name or an integer index")
     if not 0 <= index < len(TARGETS):
         raise ValueError(f"QM9 target index must be in [0, {len(TARGETS)}), got {target!r}")
     return index
