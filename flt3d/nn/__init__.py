@@ -1,7 +1,6 @@
 """Random features, spectral densities, the attention functions and the FLT layers."""
 
 from flt3d.nn.attention import exact_attention, linear_attention
-from flt3d.nn.conv import FLTBlock, FLTConv, set_attention, set_redraw
 from flt3d.nn.densities import (
     SPECTRA,
     CoulombKernel,
@@ -16,6 +15,8 @@ from flt3d.nn.densities import (
     make_spectrum,
 )
 from flt3d.nn.flt_attention import FLTAttention
+from flt3d.nn.flt_block import FLTBlock
+from flt3d.nn.flt_conv import FLTConv
 from flt3d.nn.latent_charges import LatentCharges
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, neighbor_list
 from flt3d.nn.pairs import differentiable_pair_sums, pair_sum
@@ -24,6 +25,7 @@ from flt3d.nn.random_features import orthogonal_gaussian, positive_features
 from flt3d.nn.samplers import FrequencySampler
 from flt3d.nn.spectral_filter import SpectralFilter
 from flt3d.nn.spectrum import Spectrum, spectral_features, spectral_rpe
+from flt3d.nn.switches import set_attention, set_redraw
 
 __all__ = [
     "FLTAttention",

@@ -9,6 +9,7 @@ from flt3d.nn.attention import causal_linear_attention, linear_attention, linear
 from flt3d.nn.densities import make_spectrum
 from flt3d.nn.flt_checks import check_inputs, check_options
 from flt3d.nn.flt_exact import exact_forward
+from flt3d.nn.flt_features import kernel_exponents, mul_factors, with_mul_factors
 from flt3d.nn.flt_kernel import dense_weights
 from flt3d.nn.flt_local import local_attention
 from flt3d.nn.flt_short_range import with_short_range, with_short_range_dense
@@ -19,15 +20,11 @@ from flt3d.nn.graph import (
     distance,
     graph_sizes,
 )
-from flt3d.nn.modes import ATTENTIONS, MASKS, REDRAWS
+from flt3d.nn.modes import MASKS
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.precision import full_precision
-from flt3d.nn.random_features import (
-    feature_exponents,
-    graph_optimal_a,
-    graph_shifted_features,
-    orthogonal_gaussian,
-)
+from flt3d.nn.random_features import graph_shifted_features, orthogonal_gaussian
+from flt3d.nn.switches import LayerModes
 
 __all__ = ["FLTAttention"]
 
@@ -35,7 +32,7 @@ __all__ = ["FLTAttention"]
 MUL_FLOOR = 1e-3
 
 
-class FLTAttention(nn.Module):
+class FLTAttention(LayerModes, nn.Module):
     r"""FourierLearner attention over tokens with coordinates, on flat PyG batches.
 
     Per head and per graph,
@@ -165,16 +162,13 @@ class FLTAttention(nn.Module):
                 "heads, head_channels, pos_dim and num_features must be positive, got "
                 f"{heads}, {head_channels}, {pos_dim}, {num_features}"
             )
-        if redraw not in REDRAWS:
-            raise ValueError(f"redraw must be one of {REDRAWS}, got {redraw!r}")
         self.heads = heads
         self.head_channels = head_channels
         self.pos_dim = pos_dim
         self.mask = mask
         self.num_features = num_features
         self.causal = causal
-        self.attention = attention
-        self.redraw = redraw
+        self.init_modes(attention, redraw)
         # exact mode lays graphs out densely when padding costs at most this factor in pairs
         self.dense_waste = 2.0
         estimator = {"sampler": sampler, "nodes": nodes}
@@ -224,26 +218,12 @@ class FLTAttention(nn.Module):
         low_rank = self.low_rank
         rides_in_kernel = low_rank is not None and mask == "exp"
         self.feature_dim = head_channels + (2 * num_frequencies if rides_in_kernel else 0)
-        self.register_buffer(
-            "projection",
-            orthogonal_gaussian(heads, num_features, self.feature_dim, antithetic=True),
-        )
+        self.register_buffer("projection", self._draw_projection())
 
     @property
     def low_rank(self):
         """The spectral family estimated through frequencies: the RPE, or its long range."""
         return self.spectrum if self.cutoff is None else self.long_range
-
-    @property
-    def attention(self) -> str:
-        """``"linear"`` or ``"exact"``; may be changed at any time."""
-        return self._attention
-
-    @attention.setter
-    def attention(self, value: str) -> None:
-        if value not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, got {value!r}")
-        self._attention = value
 
     def reset_parameters(self) -> None:
         """Reset the spectral parameters and redraw the random features."""
@@ -255,16 +235,20 @@ class FLTAttention(nn.Module):
     @torch.no_grad()
     def redraw_features(self, *, generator: torch.Generator | None = None) -> None:
         """Draw a fresh orthogonal projection for the kernel's random features, in place."""
-        w = orthogonal_gaussian(
-            self.heads, self.num_features, self.feature_dim, generator=generator, antithetic=True
-        )
-        self.projection.copy_(w.to(self.projection))
+        self.projection.copy_(self._draw_projection(generator=generator).to(self.projection))
 
     @torch.no_grad()
     def redraw_frequencies(self, *, generator: torch.Generator | None = None) -> None:
         """Draw fresh RPE frequencies (the low-rank part), in place."""
         if self.low_rank is not None:
             self.low_rank.redraw_frequencies(generator=generator)
+
+    def _draw_projection(self, **options) -> Tensor:
+        """A fresh antithetic orthogonal projection ``[H, m, feature_dim]``; ``options`` as in
+        :func:`~flt3d.nn.random_features.orthogonal_gaussian` (generator, dtype, device)."""
+        return orthogonal_gaussian(
+            self.heads, self.num_features, self.feature_dim, antithetic=True, **options
+        )
 
     def draws(self) -> tuple[Tensor, Tensor | None]:
         """``(projection, frequencies)`` for one forward pass.
@@ -273,14 +257,7 @@ class FLTAttention(nn.Module):
         (``frequencies`` is then ``None``, meaning the spectrum's own buffer).
         """
         if self.redraw == "train" and self.training:
-            proj = orthogonal_gaussian(
-                self.heads,
-                self.num_features,
-                self.feature_dim,
-                dtype=self.projection.dtype,
-                device=self.projection.device,
-                antithetic=True,
-            )
+            proj = self._draw_projection(dtype=self.projection.dtype, device=self.projection.device)
             freq = None
             if self.low_rank is not None:
                 freq = self.low_rank.draw_frequencies().to(self.low_rank.frequencies)
@@ -364,18 +341,16 @@ class FLTAttention(nn.Module):
             return local_attention(self, q, k, v, pos, batch, num_graphs, neighbors, sizes)
         if self.attention == "exact":
             return exact_forward(self, q, k, v, pos, batch, num_graphs, sizes, frequencies)
-        xq, xk, psi, eq, ek = self._feature_exponents(
-            q, k, pos, frequencies, projection, batch, num_graphs
+        xq, xk, psi, eq, ek = kernel_exponents(
+            self, q, k, pos, frequencies, projection, batch, num_graphs
         )
-        outer = self._mul_factors(psi, q.shape[0], frequencies)
+        outer = mul_factors(self, psi, q.shape[0], frequencies)
         if self.causal:
             return causal_linear_attention(
                 eq, ek, v, batch, num_graphs, q_outer=outer[0], k_outer=outer[1]
             )
         phi_q, phi_k, row = graph_shifted_features(eq, ek, batch, num_graphs)
-        if outer[0] is not None:
-            phi_q = (phi_q.unsqueeze(-1) * outer[0].unsqueeze(-2)).flatten(-2)
-            phi_k = (phi_k.unsqueeze(-1) * outer[1].unsqueeze(-2)).flatten(-2)
+        phi_q, phi_k = with_mul_factors(phi_q, phi_k, outer)
         if self.cutoff is None:
             return linear_attention(phi_q, phi_k, v, batch, num_graphs, sizes=sizes)
         if sizes.small():
@@ -383,32 +358,6 @@ class FLTAttention(nn.Module):
         neighbors = local_neighbors(neighbors, pos, batch, num_graphs, self.cutoff)
         sums = linear_attention_sums(phi_q, phi_k, v, batch, num_graphs, sizes=sizes)
         return with_short_range(self, sums, xq, xk, phi_q, phi_k, row, v, pos, neighbors)
-
-    def _kernel_inputs(self, q: Tensor, k: Tensor, pos: Tensor, frequencies: Tensor | None):
-        # the scaled queries and keys, with the low-rank RPE features appended (exp mask)
-        scale = self.head_channels**-0.25 * self.far_temperature**0.5
-        xq, xk = q * scale, k * scale
-        low_rank = self.low_rank
-        psi = None if low_rank is None else low_rank.features(pos, frequencies)
-        if psi is not None and self.mask == "exp":
-            xq = torch.cat([xq, psi[0]], dim=-1)
-            xk = torch.cat([xk, psi[1]], dim=-1)
-        return xq, xk, psi
-
-    def _mul_factors(self, psi, n: int, frequencies: Tensor | None):
-        # the mul mask's positive-sum factors [sqrt(c), psi]: c + f_hat = psi_q . psi_k
-        if psi is None or self.mask != "mul":
-            return None, None
-        shift = self.mul_shift(frequencies).to(psi[0].dtype).sqrt().expand(n, -1).unsqueeze(-1)
-        return torch.cat([shift, psi[0]], dim=-1), torch.cat([shift, psi[1]], dim=-1)
-
-    def _feature_exponents(self, q, k, pos, frequencies, projection, batch, num_graphs):
-        # the random-feature exponents of queries and keys (with their inputs and the RPE
-        # features), shifted by the graph-optimal a (a = 0 when causal)
-        xq, xk, psi = self._kernel_inputs(q, k, pos, frequencies)
-        a = 0.0 if self.causal else graph_optimal_a(xq, xk, batch, num_graphs)
-        eq, ek = feature_exponents(xq, projection, a=a), feature_exponents(xk, projection, a=a)
-        return xq, xk, psi, eq, ek
 
     @full_precision
     def kernel(self, q: Tensor, k: Tensor, pos: Tensor) -> Tensor:

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from flt3d.nn.flt_checks import check_inputs
+from flt3d.nn.flt_features import kernel_exponents
 from flt3d.nn.graph import center_pos, check_batch, check_finite, distance
 
 if TYPE_CHECKING:
@@ -34,8 +35,8 @@ def dense_weights(layer: FLTAttention, q: Tensor, k: Tensor, pos: Tensor) -> Ten
     if layer.attention == "exact":
         rpe = layer.rpe(delta)
         return torch.exp(logits + rpe) if layer.mask == "exp" else torch.exp(logits) * rpe
-    _, _, psi, eq, ek = layer._feature_exponents(
-        q, k, pos, None, layer.projection, batch, num_graphs
+    _, _, psi, eq, ek = kernel_exponents(
+        layer, q, k, pos, None, layer.projection, batch, num_graphs
     )
     w = torch.logsumexp(eq.unsqueeze(1) + ek.unsqueeze(0), dim=-1).exp()
     if psi is not None and layer.mask == "mul":

@@ -29,15 +29,15 @@ from flt3d.nn.graph import (
     graph_pairs,
     graph_sizes,
 )
-from flt3d.nn.modes import ATTENTIONS, REDRAWS
 from flt3d.nn.neighbors import Neighbors, cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_sum
 from flt3d.nn.precision import full_precision
+from flt3d.nn.switches import LayerModes
 
 __all__ = ["SpectralFilter"]
 
 
-class SpectralFilter(nn.Module):
+class SpectralFilter(LayerModes, nn.Module):
     r"""Per-head spectral filter convolution over graphs (see the module docstring).
 
     Three kinds of filter, one vocabulary of modes (``attention``, shared with
@@ -108,13 +108,10 @@ class SpectralFilter(nn.Module):
         super().__init__()
         if spectrum is None:
             raise ValueError("SpectralFilter needs a spectrum, got None")
-        if redraw not in REDRAWS:
-            raise ValueError(f"redraw must be one of {REDRAWS}, got {redraw!r}")
         self.heads = heads
         self.head_channels = head_channels
         self.pos_dim = pos_dim
-        self.attention = attention
-        self.redraw = redraw
+        self.init_modes(attention, redraw)
         self.cutoff = None if cutoff is None else float(cutoff)
         if self.cutoff is not None and not (math.isfinite(self.cutoff) and self.cutoff > 0):
             raise ValueError(f"cutoff must be a positive number, got {cutoff}")
@@ -132,17 +129,6 @@ class SpectralFilter(nn.Module):
             raise ValueError(
                 f"a local or closed-form filter needs a family with a closed form, got {spectrum!r}"
             )
-
-    @property
-    def attention(self) -> str:
-        """``"linear"`` or ``"exact"``; may be changed at any time."""
-        return self._attention
-
-    @attention.setter
-    def attention(self, value: str) -> None:
-        if value not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, got {value!r}")
-        self._attention = value
 
     def reset_parameters(self) -> None:
         """Reset the spectral parameters."""
