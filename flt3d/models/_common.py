@@ -1,10 +1,12 @@
-"""Pieces the ready models share: argument checks and the FLT block stack."""
+"""Pieces the ready models share: argument checks, and the ``config`` read from the constructor's
+signature."""
 
 from __future__ import annotations
 
-from torch import nn
-
-from flt3d.nn.conv import FLTBlock
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
 
 POSITIONALS = ("rpe", "absolute", "none")
 
@@ -34,6 +36,42 @@ def attention_spectrum(positional: str, spectrum: str | None) -> str | None:
     return spectrum
 
 
-def block_stack(channels: int, num_layers: int, **options) -> nn.ModuleList:
-    """``num_layers`` :class:`~flt3d.nn.FLTBlock` of width ``channels`` with the same options."""
-    return nn.ModuleList(FLTBlock(channels, **options) for _ in range(num_layers))
+@functools.cache
+def _storers(cls: type) -> dict[str, Callable[[Any], Any] | None]:
+    # per constructor argument, in the signature's order: how its value is stored
+    storers = {}
+    for name, parameter in inspect.signature(cls, eval_str=True).parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise TypeError(f"{cls.__name__}'s config cannot hold *{name}")
+        hint = parameter.annotation
+        storers[name] = float if hint in (float, float | None) else bool if hint is bool else None
+    return storers
+
+
+def constructor_config(cls: type, arguments: Mapping[str, Any], **resolved: Any) -> dict[str, Any]:
+    """A model's ``config``: every argument of ``cls``'s constructor by name, in the order of its
+    signature, so that ``cls(**config)`` builds the model again.
+
+    A value comes from ``resolved`` where given there (what the constructor normalises: a
+    resolved default, tensors as plain lists), else from ``arguments``, the constructor's
+    ``locals()`` (so an argument rebound to its checked value is stored checked), with a
+    ``float`` (or ``float | None``) argument stored as a float and a ``bool`` one as a bool.
+
+    Example:
+        >>> class Model:
+        ...     def __init__(self, width: int, *, scale: float | None = 1, flag: bool = 0): ...
+        >>> constructor_config(Model, {"self": None, "width": 4, "scale": 2, "flag": 1})
+        {'width': 4, 'scale': 2.0, 'flag': True}
+        >>> constructor_config(Model, {"width": 4, "scale": None, "flag": 0}, width=8)
+        {'width': 8, 'scale': None, 'flag': False}
+    """
+    storers = _storers(cls)
+    unknown = sorted(set(resolved) - set(storers))
+    if unknown:
+        raise TypeError(f"{unknown} are not arguments of {cls.__name__}")
+    config = {}
+    for name, store in storers.items():
+        value = resolved[name] if name in resolved else arguments[name]
+        stored = name in resolved or value is None or store is None
+        config[name] = value if stored else store(value)
+    return config

@@ -1,10 +1,12 @@
 """The pass through FLTNet's block stack on checked inputs: the neighbour list across periodic
-cells, the space ordering of large systems in linear mode, and the recomputation of each block
-in the backward pass (activation checkpointing) above a number of atoms."""
+cells (for the local models that accept them), the space ordering of large systems in linear
+mode, and the recomputation of each block in the backward pass (activation checkpointing) above
+a number of atoms."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -15,6 +17,18 @@ from flt3d.nn.neighbors import neighbor_list, spatial_order
 
 if TYPE_CHECKING:
     from flt3d.models.fltnet import FLTNet
+
+
+def is_local(config: Mapping[str, Any]) -> bool:
+    """Whether the FLTNet of ``config`` sees nothing beyond its cutoff: a cutoff,
+    ``far_attention=False`` and no long-range parts (what periodic cells need)."""
+    return (
+        config["cutoff"] is not None
+        and not config["far_attention"]
+        and config["long_range"] is None
+        and config["long_range_filter"] is None
+        and not config.get("latent_charges", 0)
+    )
 
 
 def block_pass(

@@ -25,11 +25,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from flt3d.atomistic import HEADS, AtomwiseHead, make_head
-from flt3d.datasets.qm9 import head_for_target
-from flt3d.models._common import block_stack, check_dropout, check_positive
-from flt3d.models.block_pass import block_pass
+from flt3d.atomistic import AtomwiseHead, make_head
+from flt3d.models._common import check_dropout, check_positive, constructor_config
+from flt3d.models.block_pass import block_pass, is_local
+from flt3d.models.blocks import BlockModel
 from flt3d.models.element_rows import element_numbers, element_rows, embedding_rows, row_elements
+from flt3d.models.fltnet_blocks import fltnet_blocks
+from flt3d.models.fltnet_heads import charges_term, head_name
 from flt3d.models.forces import energy_and_forces as _energy_and_forces
 from flt3d.models.linear_error import linear_error as _linear_error
 from flt3d.models.plain import plain
@@ -44,7 +46,7 @@ __all__ = ["FLTNet", "fit_statistics"]
 RECOMPUTE_ATOMS = 1 << 16
 
 
-class FLTNet(nn.Module):
+class FLTNet(BlockModel):
     r"""Molecular property model: element embedding, FLT blocks on 3D coordinates, a head.
 
     Same call as PyG's ``SchNet``: ``model(z, pos, batch)`` → one row per molecule, in the
@@ -188,46 +190,17 @@ class FLTNet(nn.Module):
             out_channels=out_channels,
         )
         dropout = check_dropout(dropout)
-        if head is None:
-            head = head_for_target(target)
-        elif head not in HEADS:
-            raise ValueError(f"head must be one of {sorted(HEADS)} or None, got {head!r}")
+        head = head_name(target, head)
         numbers = element_numbers(elements)
-        self.config = {
-            "hidden_channels": hidden_channels,
-            "num_layers": num_layers,
-            "heads": heads,
-            "target": target,
-            "out_channels": out_channels,
-            "head": head,
-            "attention": attention,
-            "spectrum": spectrum,
-            "mask": mask,
-            "num_features": num_features,
-            "num_frequencies": num_frequencies,
-            "length_scale": float(length_scale),
-            "closed_form_rpe": bool(closed_form_rpe),
-            "cutoff": None if cutoff is None else float(cutoff),
-            "long_range": long_range,
-            "long_range_length_scale": float(long_range_length_scale),
-            "far_temperature": float(far_temperature),
-            "far_attention": bool(far_attention),
-            "sampler": sampler,
-            "nodes": nodes,
-            "redraw": redraw,
-            "spectral_filter": bool(spectral_filter),
-            "filter_heads": filter_heads,
-            "filter_spectrum": filter_spectrum,
-            "long_range_filter": long_range_filter,
-            "latent_charges": int(latent_charges),
-            "charges_spectrum": charges_spectrum,
-            "elements": numbers,
-            "mean": plain(mean),
-            "std": plain(std),
-            "atomref": plain(atomref),
-            "dropout": dropout,
-            "mlp_ratio": float(mlp_ratio),
-        }
+        self.config = constructor_config(
+            FLTNet,
+            locals(),
+            latent_charges=int(latent_charges),
+            elements=numbers,
+            mean=plain(mean),
+            std=plain(std),
+            atomref=plain(atomref),
+        )
         self.hidden_channels = hidden_channels
         self.num_layers = num_layers
         self.heads = heads
@@ -236,58 +209,12 @@ class FLTNet(nn.Module):
 
         self.register_buffer("element_rows", element_rows(numbers))
         self.embedding = nn.Embedding(len(numbers), hidden_channels)
-        self.blocks = block_stack(
-            hidden_channels,
-            num_layers,
-            heads=heads,
-            pos_dim=3,
-            mlp_ratio=mlp_ratio,
-            dropout=dropout,
-            attention=attention,
-            spectrum=spectrum,
-            mask=mask,
-            num_features=num_features,
-            num_frequencies=num_frequencies,
-            length_scale=length_scale,
-            closed_form_rpe=closed_form_rpe,
-            cutoff=cutoff if spectrum is not None else None,
-            filter_cutoff=cutoff,
-            long_range=long_range,
-            long_range_length_scale=long_range_length_scale,
-            far_temperature=(
-                far_temperature if spectrum is not None and cutoff and far_attention else 1.0
-            ),
-            **({} if far_attention else {"far": None}),
-            sampler=sampler,
-            nodes=nodes,
-            redraw=redraw,
-            spectral_filter=spectral_filter,
-            filter_heads=hidden_channels if filter_heads is None else filter_heads,
-            filter_spectrum=filter_spectrum,
-            long_range_filter=long_range_filter,
-        )
+        self.blocks = fltnet_blocks(self.config)
         self.norm = nn.LayerNorm(hidden_channels)
         self.head: AtomwiseHead = make_head(
             head, hidden_channels, out_channels=out_channels, mean=mean, std=std, atomref=atomref
         )
-        self.charges: LatentCharges | None = None
-        if latent_charges:
-            if head != "extensive" or out_channels != 1:
-                raise ValueError(
-                    "latent_charges add an energy: they need the 'extensive' head with "
-                    f"out_channels=1, got head {head!r} with out_channels={out_channels}"
-                )
-            self.charges = LatentCharges(
-                hidden_channels,
-                latent_charges,
-                spectrum=charges_spectrum,
-                length_scale=long_range_length_scale,
-                num_frequencies=num_frequencies,
-                attention=attention,
-                sampler=sampler,
-                nodes=nodes,
-                redraw=redraw,
-            )
+        self.charges: LatentCharges | None = charges_term(self.config)
         self.reset_parameters()
 
     @property
@@ -295,17 +222,10 @@ class FLTNet(nn.Module):
         """Atomic numbers the model embeds, in row order."""
         return row_elements(self.element_rows)
 
-    @property
-    def attention(self) -> str:
-        """``"exact"`` or ``"linear"``, of the first block (see :func:`flt3d.nn.set_attention`)."""
-        return self.blocks[0].conv.attention
-
     def reset_parameters(self) -> None:
         """Reset embedding, blocks and head MLP (statistics and references are kept)."""
         self.embedding.reset_parameters()
-        for block in self.blocks:
-            block.reset_parameters()
-        self.norm.reset_parameters()
+        self.reset_blocks()
         self.head.reset_parameters()
         if self.charges is not None:
             self.charges.reset_parameters()
@@ -333,14 +253,7 @@ class FLTNet(nn.Module):
     def local(self) -> bool:
         """Whether the model sees nothing beyond its cutoff (``far_attention=False``, no
         long-range parts): the models that periodic cells accept."""
-        c = self.config
-        return (
-            c["cutoff"] is not None
-            and not c["far_attention"]
-            and c["long_range"] is None
-            and c["long_range_filter"] is None
-            and not c.get("latent_charges", 0)
-        )
+        return is_local(self.config)
 
     def representation(
         self,
@@ -358,24 +271,20 @@ class FLTNet(nn.Module):
         ``pbc`` (periodic axes, default all), pairs are found across the periodic boundaries
         (images within the cutoff included); this needs a local model (:attr:`local`).
         """
-        h, pos, batch, num_graphs = self._checked(z, pos, batch, num_graphs)
-        return self._blocks(h, pos, batch, num_graphs, cell, pbc)
+        return self._encode(z, pos, batch, num_graphs, cell, pbc)[0]
 
-    def _checked(self, z, pos, batch, num_graphs) -> tuple[Tensor, Tensor, Tensor, int]:
-        # the element embedding and every check that reads values, once per forward
+    def _encode(self, z, pos, batch, num_graphs, cell, pbc) -> tuple[Tensor, Tensor, Tensor, int]:
+        # every check that reads values, once per forward, then the blocks and the final norm
+        # (RECOMPUTE_ATOMS read at call time); with the checked pos, batch and num_graphs
         h = self.embed(z)  # checks the elements
         if not isinstance(pos, Tensor) or pos.shape != (z.shape[0], 3):
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
             raise ValueError(f"pos must be [N, 3] = [{z.shape[0]}, 3], got {shape}")
         check_finite(pos)
         batch, num_graphs = check_batch(batch, z.shape[0], z.device, num_graphs)
-        return h, pos.to(h.dtype), batch, num_graphs
-
-    def _blocks(self, h, pos, batch, num_graphs, cell, pbc) -> Tensor:
-        # the blocks and the final norm, on checked inputs; RECOMPUTE_ATOMS read at call time
-        return block_pass(
-            self, h, pos, batch, num_graphs, cell, pbc, recompute_atoms=RECOMPUTE_ATOMS
-        )
+        pos = pos.to(h.dtype)
+        h = block_pass(self, h, pos, batch, num_graphs, cell, pbc, recompute_atoms=RECOMPUTE_ATOMS)
+        return h, pos, batch, num_graphs
 
     @property
     def cutoff(self) -> float | None:
@@ -394,8 +303,7 @@ class FLTNet(nn.Module):
     ) -> Tensor:
         """Predict per molecule (or periodic structure, with ``cell``; see
         :meth:`representation`); see the class docstring for shapes."""
-        h, pos, batch, num_graphs = self._checked(z, pos, batch, num_graphs)
-        h = self._blocks(h, pos, batch, num_graphs, cell, pbc)
+        h, pos, batch, num_graphs = self._encode(z, pos, batch, num_graphs, cell, pbc)
         # the head's own checks (shapes, elements, graph ids) were made above
         y = self.head.reduce(self.head.atomwise(h, z), z, pos, batch, num_graphs)
         if self.charges is not None:

@@ -14,14 +14,20 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch_geometric.nn import global_mean_pool
 
-from flt3d.models._common import attention_spectrum, block_stack, check_dropout, check_positive
+from flt3d.models._common import (
+    attention_spectrum,
+    check_dropout,
+    check_positive,
+    constructor_config,
+)
+from flt3d.models.blocks import BlockModel, block_stack, checked_pass
 from flt3d.nn.graph import GraphSizes
 from flt3d.nn.patches import PatchEmbedding
 
 __all__ = ["ImageClassifier"]
 
 
-class ImageClassifier(nn.Module):
+class ImageClassifier(BlockModel):
     r"""Image classifier with FourierLearner attention over patches.
 
     ``positional`` as in :class:`~flt3d.models.SequenceModel`: ``"rpe"`` (the 2D spectral RPE
@@ -96,24 +102,7 @@ class ImageClassifier(nn.Module):
             )
         dropout = check_dropout(dropout)
         attention_rpe = attention_spectrum(positional, spectrum)
-        self.config = {
-            "in_channels": in_channels,
-            "num_classes": num_classes,
-            "image_size": image_size,
-            "patch_size": patch_size,
-            "hidden_channels": hidden_channels,
-            "num_layers": num_layers,
-            "heads": heads,
-            "spectrum": spectrum,
-            "positional": positional,
-            "attention": attention,
-            "num_features": num_features,
-            "num_frequencies": num_frequencies,
-            "dropout": dropout,
-            "mask": mask,
-            "length_scale": float(length_scale),
-            "mlp_ratio": float(mlp_ratio),
-        }
+        self.config = constructor_config(ImageClassifier, locals())
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.image_size = image_size
@@ -125,38 +114,18 @@ class ImageClassifier(nn.Module):
         self.position_embedding = (
             nn.Embedding(self.num_patches, hidden_channels) if positional == "absolute" else None
         )
-        self.blocks = block_stack(
-            hidden_channels,
-            num_layers,
-            heads=heads,
-            pos_dim=2,
-            mlp_ratio=mlp_ratio,
-            dropout=dropout,
-            attention=attention,
-            spectrum=attention_rpe,
-            mask=mask,
-            num_features=num_features,
-            num_frequencies=num_frequencies,
-            length_scale=length_scale,
-        )
+        self.blocks = block_stack(self.config, pos_dim=2, spectrum=attention_rpe)
         self.norm = nn.LayerNorm(hidden_channels)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_channels, num_classes)
         self.reset_parameters()
-
-    @property
-    def attention(self) -> str:
-        """``"linear"`` or ``"exact"``, of the first block (see :func:`flt3d.nn.set_attention`)."""
-        return self.blocks[0].conv.attention
 
     def reset_parameters(self) -> None:
         """Reset the patch and position embeddings, blocks and classifier."""
         self.patch_embedding.reset_parameters()
         if self.position_embedding is not None:
             self.position_embedding.reset_parameters()
-        for block in self.blocks:
-            block.reset_parameters()
-        self.norm.reset_parameters()
+        self.reset_blocks()
         self.classifier.reset_parameters()
 
     def forward(self, images: Tensor) -> Tensor:
@@ -173,9 +142,7 @@ class ImageClassifier(nn.Module):
             x = x + self.position_embedding.weight.repeat(images.shape[0], 1)
         b, n = images.shape[0], x.shape[0] // max(images.shape[0], 1)
         # grid coordinates and graph ids: nothing to check, and every image has n patches
-        checked = {"num_graphs": b, "validate": False, "sizes": GraphSizes(b, b * n, n, b * n * n)}
-        for block in self.blocks:
-            x = block(x, pos, batch, **checked)
+        x = checked_pass(self.blocks, x, pos, batch, GraphSizes(b, b * n, n, b * n * n))
         x = global_mean_pool(self.norm(x), batch, size=images.shape[0])
         return self.classifier(self.dropout(x))
 

@@ -24,7 +24,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_max_pool, global_mean_pool
 
-from flt3d.models._common import attention_spectrum, block_stack, check_dropout, check_positive
+from flt3d.models._common import (
+    attention_spectrum,
+    check_dropout,
+    check_positive,
+    constructor_config,
+)
+from flt3d.models.blocks import BlockModel, block_stack, checked_pass
 from flt3d.nn.graph import GraphSizes, center_pos, check_batch, check_finite
 
 __all__ = ["POOLINGS", "PointCloudClassifier"]
@@ -46,7 +52,7 @@ def _class_names(classes: Sequence[str] | None, num_classes: int) -> list[str] |
     return names
 
 
-class PointCloudClassifier(nn.Module):
+class PointCloudClassifier(BlockModel):
     r"""Point-cloud classifier with FourierLearner attention over the points.
 
     ``positional`` as in :class:`~flt3d.models.SequenceModel`: ``"rpe"`` (the 3D spectral RPE
@@ -161,31 +167,7 @@ class PointCloudClassifier(nn.Module):
         dropout = check_dropout(dropout)
         attention_rpe = attention_spectrum(positional, spectrum)
         names = _class_names(classes, num_classes)
-        self.config = {
-            "num_classes": num_classes,
-            "in_channels": in_channels,
-            "hidden_channels": hidden_channels,
-            "num_layers": num_layers,
-            "heads": heads,
-            "spectrum": spectrum,
-            "positional": positional,
-            "attention": attention,
-            "mask": mask,
-            "num_features": num_features,
-            "num_frequencies": num_frequencies,
-            "length_scale": float(length_scale),
-            "closed_form_rpe": bool(closed_form_rpe),
-            "cutoff": None if cutoff is None else float(cutoff),
-            "sampler": sampler,
-            "nodes": nodes,
-            "redraw": redraw,
-            "spectral_filter": bool(spectral_filter),
-            "filter_spectrum": filter_spectrum,
-            "pooling": pooling,
-            "dropout": dropout,
-            "mlp_ratio": float(mlp_ratio),
-            "classes": names,
-        }
+        self.config = constructor_config(PointCloudClassifier, locals(), classes=names)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
@@ -206,25 +188,9 @@ class PointCloudClassifier(nn.Module):
             nn.Linear(3, hidden_channels, bias=False) if positional == "absolute" else None
         )
         self.blocks = block_stack(
-            hidden_channels,
-            num_layers,
-            heads=heads,
+            self.config,
             pos_dim=3,
-            mlp_ratio=mlp_ratio,
-            dropout=dropout,
-            attention=attention,
             spectrum=attention_rpe,
-            mask=mask,
-            num_features=num_features,
-            num_frequencies=num_frequencies,
-            length_scale=length_scale,
-            closed_form_rpe=closed_form_rpe,
-            cutoff=cutoff if attention_rpe is not None else None,
-            filter_cutoff=cutoff,
-            sampler=sampler,
-            nodes=nodes,
-            redraw=redraw,
-            spectral_filter=spectral_filter,
             filter_spectrum=filter_spectrum or spectrum or "isotropic_mixture",
         )
         self.norm = nn.LayerNorm(hidden_channels)
@@ -237,11 +203,6 @@ class PointCloudClassifier(nn.Module):
         )
         self.reset_parameters()
 
-    @property
-    def attention(self) -> str:
-        """``"linear"`` or ``"exact"``, of the first block (see :func:`flt3d.nn.set_attention`)."""
-        return self.blocks[0].conv.attention
-
     def reset_parameters(self) -> None:
         """Reset the embeddings, blocks and classifier; redraw random features."""
         if self.embedding is not None:
@@ -250,9 +211,7 @@ class PointCloudClassifier(nn.Module):
             nn.init.normal_(self.constant)
         if self.position_embedding is not None:
             self.position_embedding.reset_parameters()
-        for block in self.blocks:
-            block.reset_parameters()
-        self.norm.reset_parameters()
+        self.reset_blocks()
         for layer in self.classifier:
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
@@ -306,10 +265,7 @@ class PointCloudClassifier(nn.Module):
         check_finite(pos)
         sizes = GraphSizes(num_graphs, pos.shape[0], largest, squares)
         h = self.embed(x, pos, batch, num_graphs)
-        checked = {"num_graphs": num_graphs, "validate": False, "sizes": sizes}
-        for block in self.blocks:  # inputs checked above, once for every block
-            h = block(h, pos, batch, **checked)
-        h = self.norm(h)
+        h = self.norm(checked_pass(self.blocks, h, pos, batch, sizes))
         pooled = []
         if self.pooling in ("mean", "mean_max"):
             pooled.append(global_mean_pool(h, batch, size=num_graphs))

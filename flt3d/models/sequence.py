@@ -15,13 +15,19 @@ import torch
 from torch import Tensor, nn
 
 from flt3d.datasets.grid import sequence_grid
-from flt3d.models._common import attention_spectrum, block_stack, check_dropout, check_positive
+from flt3d.models._common import (
+    attention_spectrum,
+    check_dropout,
+    check_positive,
+    constructor_config,
+)
+from flt3d.models.blocks import BlockModel, block_stack, checked_pass
 from flt3d.nn.graph import GraphSizes
 
 __all__ = ["SequenceModel"]
 
 
-class SequenceModel(nn.Module):
+class SequenceModel(BlockModel):
     r"""Causal character language model with FourierLearner attention.
 
     ``positional`` chooses how the model knows where a token is:
@@ -90,22 +96,7 @@ class SequenceModel(nn.Module):
         )
         dropout = check_dropout(dropout)
         attention_rpe = attention_spectrum(positional, spectrum)
-        self.config = {
-            "vocab_size": vocab_size,
-            "hidden_channels": hidden_channels,
-            "num_layers": num_layers,
-            "heads": heads,
-            "spectrum": spectrum,
-            "positional": positional,
-            "attention": attention,
-            "num_features": num_features,
-            "num_frequencies": num_frequencies,
-            "max_length": max_length,
-            "dropout": dropout,
-            "mask": mask,
-            "length_scale": float(length_scale),
-            "mlp_ratio": float(mlp_ratio),
-        }
+        self.config = constructor_config(SequenceModel, locals())
         self.vocab_size = vocab_size
         self.hidden_channels = hidden_channels
         self.num_layers = num_layers
@@ -116,38 +107,17 @@ class SequenceModel(nn.Module):
             nn.Embedding(max_length, hidden_channels) if positional == "absolute" else None
         )
         self.dropout = nn.Dropout(dropout)
-        self.blocks = block_stack(
-            hidden_channels,
-            num_layers,
-            heads=heads,
-            pos_dim=1,
-            causal=True,
-            mlp_ratio=mlp_ratio,
-            dropout=dropout,
-            attention=attention,
-            spectrum=attention_rpe,
-            mask=mask,
-            num_features=num_features,
-            num_frequencies=num_frequencies,
-            length_scale=length_scale,
-        )
+        self.blocks = block_stack(self.config, pos_dim=1, spectrum=attention_rpe, causal=True)
         self.norm = nn.LayerNorm(hidden_channels)
         self.out = nn.Linear(hidden_channels, vocab_size)
         self.reset_parameters()
-
-    @property
-    def attention(self) -> str:
-        """``"linear"`` or ``"exact"``, of the first block (see :func:`flt3d.nn.set_attention`)."""
-        return self.blocks[0].conv.attention
 
     def reset_parameters(self) -> None:
         """Reset embeddings, blocks and the output layer."""
         self.embedding.reset_parameters()
         if self.position_embedding is not None:
             self.position_embedding.reset_parameters()
-        for block in self.blocks:
-            block.reset_parameters()
-        self.norm.reset_parameters()
+        self.reset_blocks()
         self.out.reset_parameters()
 
     def forward(self, tokens: Tensor) -> Tensor:
@@ -172,8 +142,7 @@ class SequenceModel(nn.Module):
         pos, batch = sequence_grid(b, length, device=x.device, dtype=x.dtype)
         # grid coordinates and graph ids: nothing to check, and every sequence has L tokens
         sizes = GraphSizes(b, b * length, length, b * length**2)
-        for block in self.blocks:
-            x = block(x, pos, batch, num_graphs=b, validate=False, sizes=sizes)
+        x = checked_pass(self.blocks, x, pos, batch, sizes)
         return self.out(self.norm(x)).view(b, length, self.vocab_size)
 
     def __repr__(self) -> str:
