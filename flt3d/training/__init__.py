@@ -8,6 +8,10 @@ Needs the ``train`` extra (``pip install 'flt3d[train]'``: Lightning, PyYAML, Te
 - :mod:`~flt3d.training.digits`: 8x8 digit classification (accuracy).
 - :mod:`~flt3d.training.pointcloud`: shape classification on a ModelNet-style folder of meshes
   (accuracy).
+- what the tasks share: :mod:`~flt3d.training.base` (:class:`TaskModule`),
+  :mod:`~flt3d.training.datamodule`, :mod:`~flt3d.training.classification` (cross-entropy and
+  accuracy), :mod:`~flt3d.training.atomistic_loss` (errors standardised about the head's
+  baseline).
 - :mod:`~flt3d.training.config` and :mod:`~flt3d.training.tasks`: YAML run configurations,
   ``KEY=VALUE`` overrides, validation against the task's signatures.
 - :mod:`~flt3d.training.limits`: the allowed range of every size setting and the parameter
@@ -16,8 +20,9 @@ Needs the ``train`` extra (``pip install 'flt3d[train]'``: Lightning, PyYAML, Te
 - :mod:`~flt3d.training.checkpoint`: atomic checkpoint writes, checked reads.
 - :mod:`~flt3d.training.figures`: :class:`RPEFigures`, the callback that draws what a run's
   first FLT layer learned when training ends.
-- :mod:`~flt3d.training.run`: :func:`prepare_fit` (train, resume, data-parallel),
-  :func:`evaluate`, :func:`load_module`; what the ``flt3d`` command calls.
+- :mod:`~flt3d.training.run`: :func:`prepare_fit` (train, resume, data-parallel); with
+  :mod:`~flt3d.training.evaluation` (:func:`evaluate`, :func:`load_module`), what the ``flt3d``
+  command calls.
 
 Example:
     >>> from flt3d.training import apply_overrides, load_config, validate_config
@@ -36,11 +41,12 @@ from flt3d.training.config import (
     shipped_configs,
 )
 from flt3d.training.digits import DigitClassification, DigitsDataModule
+from flt3d.training.evaluation import Evaluation, evaluate, load_module
 from flt3d.training.limits import MAX_PARAMETERS, SIZE_LIMITS
 from flt3d.training.molecules import MoleculeRegression, QM9DataModule, report_unit
 from flt3d.training.optim import configure_optimizers, warmup_cosine
 from flt3d.training.pointcloud import PointCloudClassification, PointCloudDataModule
-from flt3d.training.run import Evaluation, Run, evaluate, load_module, prepare_fit
+from flt3d.training.run import Run, prepare_fit
 from flt3d.training.tasks import TASKS, get_task, validate_config
 from flt3d.training.text import CharLanguageModel, PydocDataModule
 

@@ -16,16 +16,22 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
+from torch_geometric.loader import DataLoader
 
 from flt3d.datasets.atoms import EMT_COPPER_SAMPLE_PATH, AtomsDataset
 from flt3d.datasets.molecules import check_elements
 from flt3d.nn.checks import check_int
+from flt3d.training.atomistic_loss import (
+    check_loss,
+    head_baseline,
+    scale_or_one,
+    spread,
+    standardised_loss,
+)
 from flt3d.training.base import TaskModule
 from flt3d.training.datamodule import SplitDataModule
 
 __all__ = ["AtomsDataModule", "EnergyForcesRegression"]
-
-LOSSES = ("l1", "mse")
 
 
 def _cell_of(data: Data) -> dict[str, Tensor]:
@@ -56,6 +62,11 @@ class AtomsDataModule(SplitDataModule):
         num_workers: loader worker processes (default ``0``).
     """
 
+    setting_names = (
+        "path", "root", "energy_key", "forces_key", "split_seed", "val_fraction",
+        "test_fraction", "batch_size", "eval_batch_size", "num_workers",
+    )  # fmt: skip
+
     def __init__(
         self,
         path: str | None = None,
@@ -71,38 +82,16 @@ class AtomsDataModule(SplitDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        check_int(batch_size, "data.batch_size")
-        check_int(num_workers, "data.num_workers", minimum=0)
-        check_int(split_seed, "data.split_seed", minimum=0)
-        if eval_batch_size is not None:
-            check_int(eval_batch_size, "data.eval_batch_size")
+        self.set_loader_options(batch_size, eval_batch_size, num_workers, eval_factor=4)
+        self.split_seed = check_int(split_seed, "data.split_seed", minimum=0)
         self.path = EMT_COPPER_SAMPLE_PATH if path is None else os.fspath(path)
         self.root = root
         self.energy_key = energy_key
         self.forces_key = forces_key
-        self.split_seed = split_seed
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or 4 * batch_size
-        self.num_workers = num_workers
         self.dataset: AtomsDataset | None = None
         self.train_dataset = self.val_dataset = self.test_dataset = None
-
-    def settings(self) -> dict[str, Any]:
-        """The constructor arguments, as stored in checkpoints."""
-        return {
-            "path": self.path,
-            "root": self.root,
-            "energy_key": self.energy_key,
-            "forces_key": self.forces_key,
-            "split_seed": self.split_seed,
-            "val_fraction": self.val_fraction,
-            "test_fraction": self.test_fraction,
-            "batch_size": self.batch_size,
-            "eval_batch_size": self.eval_batch_size,
-            "num_workers": self.num_workers,
-        }
 
     def _dataset(self) -> AtomsDataset:
         if self.dataset is None:
@@ -176,8 +165,7 @@ class EnergyForcesRegression(TaskModule):
         forces_weight: float = 1.0,
         optim: dict[str, Any] | None = None,
     ) -> None:
-        if loss not in LOSSES:
-            raise ValueError(f"module.loss must be one of {LOSSES}, got {loss!r}")
+        check_loss(loss)
         for name, value in (("energy_weight", energy_weight), ("forces_weight", forces_weight)):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"module.{name} must be a non-negative number, got {value!r}")
@@ -190,10 +178,8 @@ class EnergyForcesRegression(TaskModule):
         self.register_buffer("forces_scale", torch.ones((), dtype=torch.get_default_dtype()))
 
     def build_model(self, config: dict[str, Any]) -> nn.Module:
-        from flt3d.models.fltnet import FLTNet
-
         config.setdefault("target", "energy")
-        return FLTNet(**config)
+        return super().build_model(config)
 
     def module_options(self) -> dict[str, Any]:
         return {
@@ -214,12 +200,7 @@ class EnergyForcesRegression(TaskModule):
             lines.append(f"{split} MAE forces: {metrics['force_mae']:.4g} meV/Å")
         return lines
 
-    def setup(self, stage: str) -> None:
-        if stage != "fit":
-            return
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None or getattr(datamodule, "train_dataset", None) is None:
-            return
+    def fit_training_data(self, datamodule: AtomsDataModule) -> None:
         self.fit_statistics(datamodule.dataset, datamodule.train_index)
 
     @torch.no_grad()
@@ -228,26 +209,16 @@ class EnergyForcesRegression(TaskModule):
         structures ``train`` of ``dataset``, then the loss scales."""
         reference = dataset.fit_atomref(train)
         self.model.set_statistics(reference.mean, reference.std, reference.energies)
-        structures = dataset[train]
-        head = self.model.head
         residuals, forces = [], []
-        for data in structures:
-            baseline = (head.mean + head.atomref[data.z]).sum()
-            residuals.append(float(data.energy) - float(baseline.sum()))
-            if "forces" in data:
-                forces.append(data.forces.reshape(-1))
-        residual = torch.tensor(residuals, dtype=torch.float64)
-        scale = float(residual.std()) if residual.numel() > 1 else 1.0
-        self.energy_scale.fill_(scale if scale > 0 else 1.0)
+        for batch in DataLoader(dataset[train], batch_size=4096, shuffle=False):
+            baseline = head_baseline(self.model.head, batch).double()
+            residuals.append(batch.energy.reshape(-1).double() - baseline)
+            if "forces" in batch:
+                forces.append(batch.forces.reshape(-1))
+        self.energy_scale.fill_(spread(torch.cat(residuals)))
         if forces:
-            std = float(torch.cat(forces).double().pow(2).mean().sqrt())
-            self.forces_scale.fill_(std if std > 0 else 1.0)
-
-    def forward(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
-        return self.model(z, pos, batch)
-
-    def _error(self, error: Tensor) -> Tensor:
-        return error.abs().mean() if self.loss == "l1" else error.pow(2).mean()
+            rms = float(torch.cat(forces).double().pow(2).mean().sqrt())
+            self.forces_scale.fill_(scale_or_one(rms))
 
     def _step(self, batch: Batch, stage: str) -> Tensor:
         has_forces = "forces" in batch
@@ -261,13 +232,15 @@ class EnergyForcesRegression(TaskModule):
             energy = self.model(batch.z, batch.pos, batch.batch, num_graphs=batch.num_graphs, **cells)
         energy = energy[:, 0]
         target = batch.energy.reshape(-1).to(energy.dtype)
-        loss = self.energy_weight * self._error((energy - target) / self.energy_scale)
+        standardised = (energy - target) / self.energy_scale
+        loss = self.energy_weight * standardised_loss(standardised, self.loss)
         size = batch.num_graphs
         on_step = stage == "train"
         log = dict(batch_size=size, on_step=on_step, on_epoch=True, sync_dist=True)
         if has_forces:
             error = forces - batch.forces.to(forces.dtype)
-            loss = loss + self.forces_weight * self._error(error / self.forces_scale)
+            standardised = error / self.forces_scale
+            loss = loss + self.forces_weight * standardised_loss(standardised, self.loss)
             self.log(f"{stage}/force_mae", error.detach().abs().mean() * 1000.0, **log)
         self.log(f"{stage}/loss", loss.detach(), **log)
         mae = (energy - target).detach().abs().mean() * 1000.0
@@ -294,10 +267,8 @@ class EnergyForcesRegression(TaskModule):
     ) -> list[tuple[float, Tensor]]:
         """``(energy in eV, forces [N, 3] in eV/Å)`` for each structure."""
         check_elements(structures, self.elements, source="structures")
-        was_training = self.training
-        self.eval()
         out = []
-        try:
+        with self.evaluating():
             for start in range(0, len(structures), batch_size):
                 chunk = structures[start : start + batch_size]
                 batch = Batch.from_data_list(
@@ -308,6 +279,4 @@ class EnergyForcesRegression(TaskModule):
                 )
                 for k in range(batch.num_graphs):
                     out.append((float(energy[k, 0]), forces[batch.batch == k].cpu()))
-        finally:
-            self.train(was_training)
         return out

@@ -8,8 +8,9 @@ training metrics, folded into the resumed epoch's first step.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import lightning as L
@@ -44,9 +45,11 @@ EPOCH_SUMS_KEY = "epoch_metric_sums"
 class TaskModule(L.LightningModule):
     """Base ``LightningModule``: builds the model from its config and writes the flt3d entry.
 
-    Subclasses set :attr:`task`, :attr:`monitor` and :attr:`monitor_mode`, implement
-    :meth:`build_model`, the steps, :meth:`report` and :meth:`module_options`, and call
-    ``save_hyperparameters()`` in their ``__init__``.
+    Subclasses set :attr:`task`, :attr:`monitor` and :attr:`monitor_mode`, implement the
+    steps, :meth:`report` and :meth:`module_options`, and call ``save_hyperparameters()`` in
+    their ``__init__``. Those that take statistics from the training data implement
+    :meth:`fit_training_data`; :meth:`build_model` and :meth:`forward` default to the task's
+    model.
 
     Args:
         model: keyword arguments of the model (its ``config``).
@@ -82,8 +85,15 @@ class TaskModule(L.LightningModule):
         self._resumed_sums: dict[str, Any] | None = None
 
     def build_model(self, config: dict[str, Any]) -> nn.Module:
-        """The model from its keyword arguments."""
-        raise NotImplementedError  # pragma: no cover
+        """The model from its keyword arguments: the task's model class (see
+        :data:`~flt3d.training.tasks.TASKS`) called with them."""
+        if self.task not in TASKS:
+            raise NotImplementedError(f"{type(self).__name__} must set task or build_model()")
+        return TASKS[self.task].model()(**config)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The model's output on the arguments it takes."""
+        return self.model(*args, **kwargs)
 
     def loss_and_metric(self, batch: Any) -> tuple[Tensor, str, Tensor, int]:
         """``(loss, metric name, metric value, batch size)`` of one batch."""
@@ -126,6 +136,28 @@ class TaskModule(L.LightningModule):
     def module_options(self) -> dict[str, Any]:
         """Options of this module besides ``model`` and ``optim``, as stored in checkpoints."""
         return {}
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit":
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "train_dataset", None) is not None:
+            self.fit_training_data(datamodule)
+
+    def fit_training_data(self, datamodule: L.LightningDataModule) -> None:
+        """Fit what the model takes from the training split (statistics, references) before
+        the first step of ``fit``; a resumed run then restores it from the checkpoint. The
+        default fits nothing."""
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode inside the block, the former mode after it (for predictions)."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)
 
     def configure_optimizers(self):
         total = None
@@ -182,6 +214,9 @@ class TaskModule(L.LightningModule):
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         if datamodule is not None and hasattr(datamodule, "settings"):
             data = datamodule.settings()
+        # beside Lightning's "hyper_parameters" (the arguments as given, defaults left out):
+        # the model's full config pins every default, and load_module, the shipped pretrained
+        # files and their export read this entry alone
         checkpoint[CHECKPOINT_KEY] = {
             "version": __version__,
             "task": self.task,

@@ -1,13 +1,16 @@
-"""The loaders every flt3d data module shares: a resumable training order, plain evaluation."""
+"""What every flt3d data module shares: loaders with a resumable training order and plain
+evaluation, checked loader options, and the settings that checkpoints store."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
+import torch.utils.data
 from torch_geometric.loader import DataLoader
 
+from flt3d.nn.checks import check_int
 from flt3d.training.resume import ResumableSampler, epoch_position
 
 __all__ = ["ResumableDataModule", "SplitDataModule"]
@@ -22,9 +25,20 @@ class ResumableDataModule(L.LightningDataModule):
     ``PL_GLOBAL_SEED``, which Lightning's own ``DistributedSampler`` reads too), sharded over the
     processes of a data-parallel run. The checkpoint holds the epoch and the batches of it
     already trained on (:meth:`state_dict`); a resumed run's first training loader starts there.
+
+    :meth:`settings` returns the attributes named in :attr:`setting_names`, the constructor
+    arguments that checkpoints store to build the data module again.
     """
 
+    #: constructor arguments, each kept in the attribute of its name, in signature order
+    setting_names: ClassVar[tuple[str, ...]] = ()
+    batch_size: int
+    num_workers: int
     _resume_at: tuple[int, int] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments, as stored in checkpoints."""
+        return {name: getattr(self, name) for name in self.setting_names}
 
     def train_sampler(self, dataset, *, batch_size: int) -> ResumableSampler:
         """The sampler of a training loader over ``dataset`` with ``batch_size``.
@@ -50,6 +64,24 @@ class ResumableDataModule(L.LightningDataModule):
             dataset.set_epoch(sampler.epoch)
         return sampler
 
+    def tensor_loader(
+        self, dataset, *, shuffle: bool, persistent_workers: bool = True
+    ) -> torch.utils.data.DataLoader:
+        """A ``torch`` loader of ``batch_size`` items over ``dataset``, in the resumable
+        training order (:meth:`train_sampler`) when ``shuffle``, else in order.
+
+        ``persistent_workers`` keeps the worker processes, if any, between epochs.
+        """
+        sampler = self.train_sampler(dataset, batch_size=self.batch_size) if shuffle else None
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            generator=None if sampler is None else sampler.generator,
+            num_workers=self.num_workers,
+            persistent_workers=persistent_workers and self.num_workers > 0,
+        )
+
     def state_dict(self) -> dict[str, Any]:
         """``{"epoch", "batches"}``: where the training data stands (empty outside fitting).
 
@@ -72,6 +104,22 @@ class SplitDataModule(ResumableDataModule):
     batch_size: int
     eval_batch_size: int
     num_workers: int
+
+    def set_loader_options(
+        self, batch_size: int, eval_batch_size: int | None, num_workers: int, *, eval_factor: int
+    ) -> None:
+        """Check and set the loader options; ``eval_batch_size`` defaults to
+        ``eval_factor * batch_size``.
+
+        Raises:
+            ValueError: naming the ``data.*`` key of a value that is not a positive integer
+                (``num_workers``: non-negative).
+        """
+        self.batch_size = check_int(batch_size, "data.batch_size")
+        self.num_workers = check_int(num_workers, "data.num_workers", minimum=0)
+        if eval_batch_size is not None:
+            check_int(eval_batch_size, "data.eval_batch_size")
+        self.eval_batch_size = eval_batch_size or eval_factor * batch_size
 
     def split(self, name: str):
         """The dataset of split ``"train"``, ``"val"`` or ``"test"`` (after :meth:`setup`)."""

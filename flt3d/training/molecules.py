@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
@@ -24,6 +24,13 @@ from flt3d.datasets.cache import default_data_root
 from flt3d.datasets.molecules import check_elements
 from flt3d.datasets.qm9 import QM9, TARGETS, UNITS, target_index
 from flt3d.nn.checks import check_bool, check_int
+from flt3d.training.atomistic_loss import (
+    LOSSES,
+    check_loss,
+    head_baseline,
+    spread,
+    standardised_loss,
+)
 from flt3d.training.base import TaskModule
 from flt3d.training.datamodule import SplitDataModule
 
@@ -34,8 +41,6 @@ __all__ = [
     "default_data_root",
     "report_unit",
 ]
-
-LOSSES = ("l1", "mse")
 
 
 def report_unit(target: str | int) -> tuple[str, str, float]:
@@ -70,6 +75,8 @@ class QM9DataModule(SplitDataModule):
         train_dataset, val_dataset, test_dataset: the splits, after :meth:`setup`.
     """
 
+    setting_names = ("root", "sample", "split_seed", "batch_size", "eval_batch_size", "num_workers")
+
     def __init__(
         self,
         root: str | None = None,
@@ -81,31 +88,12 @@ class QM9DataModule(SplitDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        check_bool(sample, "data.sample")
-        check_int(batch_size, "data.batch_size")
-        check_int(num_workers, "data.num_workers", minimum=0)
-        if eval_batch_size is not None:
-            check_int(eval_batch_size, "data.eval_batch_size")
-        check_int(split_seed, "data.split_seed", minimum=0)
+        self.sample = check_bool(sample, "data.sample")
+        self.set_loader_options(batch_size, eval_batch_size, num_workers, eval_factor=4)
+        self.split_seed = check_int(split_seed, "data.split_seed", minimum=0)
         self.root = root
-        self.sample = sample
-        self.split_seed = split_seed
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or 4 * batch_size
-        self.num_workers = num_workers
         self.dataset: QM9 | None = None
         self.train_dataset = self.val_dataset = self.test_dataset = None
-
-    def settings(self) -> dict[str, Any]:
-        """The constructor arguments, as stored in checkpoints."""
-        return {
-            "root": self.root,
-            "sample": self.sample,
-            "split_seed": self.split_seed,
-            "batch_size": self.batch_size,
-            "eval_batch_size": self.eval_batch_size,
-            "num_workers": self.num_workers,
-        }
 
     def _root(self) -> str:
         if self.root is not None:
@@ -152,8 +140,7 @@ class MoleculeRegression(TaskModule):
         loss: str = "l1",
         optim: dict[str, Any] | None = None,
     ) -> None:
-        if loss not in LOSSES:
-            raise ValueError(f"module.loss must be one of {LOSSES}, got {loss!r}")
+        check_loss(loss)
         super().__init__(model, optim=optim)
         self.save_hyperparameters()
         self.loss = loss
@@ -161,11 +148,6 @@ class MoleculeRegression(TaskModule):
         self.column = target_index(self.model.target)
         self.model_unit = UNITS[self.column]
         self.register_buffer("loss_scale", torch.ones((), dtype=torch.get_default_dtype()))
-
-    def build_model(self, config: dict[str, Any]) -> nn.Module:
-        from flt3d.models.fltnet import FLTNet
-
-        return FLTNet(**config)
 
     def module_options(self) -> dict[str, Any]:
         return {"loss": self.loss}
@@ -179,12 +161,7 @@ class MoleculeRegression(TaskModule):
         """``"{split} MAE {target}: {value} {unit}"``, e.g. ``"test MAE U0: 45.2 meV"``."""
         return [f"{split} MAE {self.target}: {metrics['mae']:.4g} {self.unit}"]
 
-    def setup(self, stage: str) -> None:
-        if stage != "fit":
-            return
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None or getattr(datamodule, "train_dataset", None) is None:
-            return
+    def fit_training_data(self, datamodule: QM9DataModule) -> None:
         self.fit_statistics(datamodule.train_dataset)
 
     @torch.no_grad()
@@ -199,17 +176,11 @@ class MoleculeRegression(TaskModule):
 
         loader = DataLoader(dataset, batch_size=4096, shuffle=False)
         self.model.set_statistics(*fit_statistics(self.model, loader))
-        head = self.model.head
         residuals = []
         for batch in loader:
-            batch = batch.to(head.mean.device)
-            s = head.mean + head.atomref[batch.z]
-            pos = batch.pos.to(s.dtype)
-            baseline = head.reduce(s, batch.z, pos, batch.batch, batch.num_graphs)[:, 0]
-            residuals.append(batch.y[:, self.column].to(s.dtype) - baseline)
-        residual = torch.cat(residuals)
-        scale = residual.std().item() if residual.numel() > 1 else 1.0
-        self.loss_scale.fill_(scale if scale > 0 else 1.0)
+            baseline = head_baseline(self.model.head, batch)
+            residuals.append(batch.y[:, self.column].to(baseline) - baseline)
+        self.loss_scale.fill_(spread(torch.cat(residuals)))
 
     def forward(
         self, z: Tensor, pos: Tensor, batch: Tensor | None = None, num_graphs: int | None = None
@@ -220,7 +191,7 @@ class MoleculeRegression(TaskModule):
         pred = self(batch.z, batch.pos, batch.batch, batch.num_graphs)[:, 0]
         y = batch.y[:, self.column].to(pred.dtype)
         error = (pred - y) / self.loss_scale
-        loss = error.abs().mean() if self.loss == "l1" else error.pow(2).mean()
+        loss = standardised_loss(error, self.loss)
         mae = (pred - y).detach().abs().mean() * self.factor
         size = batch.num_graphs
         return loss, "mae", mae, size
@@ -233,15 +204,11 @@ class MoleculeRegression(TaskModule):
             ValueError: naming the molecule and element if an element is outside the model's.
         """
         check_elements(molecules, self.elements)
-        was_training = self.training
-        self.eval()
-        try:
-            out = []
+        out = []
+        with self.evaluating():
             for start in range(0, len(molecules), batch_size):
                 batch = Batch.from_data_list(
                     [Data(z=m.z, pos=m.pos) for m in molecules[start : start + batch_size]]
                 ).to(self.device)
                 out.append(self(batch.z, batch.pos, batch.batch, batch.num_graphs)[:, 0].cpu())
-        finally:
-            self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0)

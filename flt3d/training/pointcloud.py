@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
 from flt3d.datasets.digits import stratified_split
 from flt3d.datasets.pointclouds import ModelNetFolder, shape_augmentation, shapes_sample_root
 from flt3d.nn.checks import check_bool, check_int, check_number
-from flt3d.training.base import TaskModule
+from flt3d.training.classification import ClassificationModule
 from flt3d.training.datamodule import SplitDataModule
 
 __all__ = ["FEATURES", "PointCloudClassification", "PointCloudDataModule"]
@@ -78,6 +77,11 @@ class PointCloudDataModule(SplitDataModule):
         train_dataset, val_dataset, test_dataset: the splits, after :meth:`setup`.
     """
 
+    setting_names = (
+        "path", "root", "num_points", "seed", "augment", "val_fraction", "split_seed",
+        "batch_size", "eval_batch_size", "num_workers",
+    )  # fmt: skip
+
     def __init__(
         self,
         path: str | None = None,
@@ -93,44 +97,18 @@ class PointCloudDataModule(SplitDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        check_int(num_points, "data.num_points")
-        check_int(seed, "data.seed", minimum=0)
-        check_int(split_seed, "data.split_seed", minimum=0)
-        check_int(batch_size, "data.batch_size")
-        check_int(num_workers, "data.num_workers", minimum=0)
-        if eval_batch_size is not None:
-            check_int(eval_batch_size, "data.eval_batch_size")
-        check_bool(augment, "data.augment")
-        check_number(val_fraction, "data.val_fraction", low=0, high=1)
+        self.num_points = check_int(num_points, "data.num_points")
+        self.seed = check_int(seed, "data.seed", minimum=0)
+        self.split_seed = check_int(split_seed, "data.split_seed", minimum=0)
+        self.set_loader_options(batch_size, eval_batch_size, num_workers, eval_factor=2)
+        self.augment = check_bool(augment, "data.augment")
+        self.val_fraction = float(check_number(val_fraction, "data.val_fraction", low=0, high=1))
         if path is None and root is not None and _modelnet_layout(root):
             path, root = root, None
         self.path = None if path is None else os.path.abspath(os.path.expanduser(path))
         self.root = root
-        self.num_points = num_points
-        self.seed = seed
-        self.augment = augment
-        self.val_fraction = float(val_fraction)
-        self.split_seed = split_seed
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or 2 * batch_size
-        self.num_workers = num_workers
         self.classes: tuple[str, ...] | None = None
         self.train_dataset = self.val_dataset = self.test_dataset = None
-
-    def settings(self) -> dict[str, Any]:
-        """The constructor arguments, as stored in checkpoints."""
-        return {
-            "path": self.path,
-            "root": self.root,
-            "num_points": self.num_points,
-            "seed": self.seed,
-            "augment": self.augment,
-            "val_fraction": self.val_fraction,
-            "split_seed": self.split_seed,
-            "batch_size": self.batch_size,
-            "eval_batch_size": self.eval_batch_size,
-            "num_workers": self.num_workers,
-        }
 
     @property
     def folder(self) -> str:
@@ -171,7 +149,7 @@ class PointCloudDataModule(SplitDataModule):
         return {"num_classes": len(self.classes), "classes": list(self.classes)}
 
 
-class PointCloudClassification(TaskModule):
+class PointCloudClassification(ClassificationModule):
     """Shape classification with :class:`~flt3d.models.PointCloudClassifier`.
 
     The model reads the normals of the points (``model.in_channels=3``) or nothing (``0``).
@@ -185,35 +163,15 @@ class PointCloudClassification(TaskModule):
     """
 
     task = "pointcloud"
-    monitor = "val/acc"
-    monitor_mode = "max"
-
-    def __init__(
-        self,
-        model: dict[str, Any],
-        *,
-        label_smoothing: float = 0.0,
-        optim: dict[str, Any] | None = None,
-    ) -> None:
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"module.label_smoothing must be in [0, 1), got {label_smoothing}")
-        super().__init__(model, optim=optim)
-        self.save_hyperparameters()
-        self.label_smoothing = float(label_smoothing)
 
     def build_model(self, config: dict[str, Any]) -> nn.Module:
-        from flt3d.models.pointcloud import PointCloudClassifier
-
         in_channels = config.get("in_channels", 3)
         if in_channels not in FEATURES:
             raise ValueError(
                 f"model.in_channels must be 3 (the points' normals) or 0 (no features) for "
                 f"the pointcloud task, got {in_channels!r}"
             )
-        return PointCloudClassifier(**config)
-
-    def module_options(self) -> dict[str, Any]:
-        return {"label_smoothing": self.label_smoothing}
+        return super().build_model(config)
 
     @property
     def classes(self) -> list[str]:
@@ -264,15 +222,7 @@ class PointCloudClassification(TaskModule):
         return self(x, batch.pos, batch.batch, batch.num_graphs)
 
     def loss_and_metric(self, batch: Batch) -> tuple[Tensor, str, Tensor, int]:
-        logits = self._logits(batch)
-        labels = batch.y.reshape(-1)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        acc = (logits.argmax(-1) == labels).float().mean()
-        return loss, "acc", acc, batch.num_graphs
-
-    def report(self, metrics: dict[str, float], split: str) -> list[str]:
-        """``"{split} accuracy: {percent} %"``."""
-        return [f"{split} accuracy: {100 * metrics['acc']:.2f} %"]
+        return self.classification_loss(self._logits(batch), batch.y.reshape(-1))
 
     @torch.no_grad()
     def predict_clouds(
@@ -293,10 +243,8 @@ class PointCloudClassification(TaskModule):
             sources = [f"cloud {k}" for k in range(len(clouds))]
         self.check_clouds(clouds, sources)
         feature = FEATURES[self.model.in_channels]
-        was_training = self.training
-        self.eval()
         out = []
-        try:
+        with self.evaluating():
             for start in range(0, len(clouds), batch_size):
                 chunk = [
                     Data(pos=c.pos, **({} if feature is None else {feature: c[feature]}))
@@ -304,6 +252,4 @@ class PointCloudClassification(TaskModule):
                 ]
                 batch = Batch.from_data_list(chunk).to(self.device)
                 out.append(self._logits(batch).softmax(-1).cpu())
-        finally:
-            self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.model.num_classes)

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from flt3d.datasets.text import CharCorpus, CharVocab, load_pydoc_corpus
@@ -41,6 +41,11 @@ class PydocDataModule(ResumableDataModule):
             checkpoints so that evaluation uses the training ids.
         num_workers: loader worker processes (default ``0``).
     """
+
+    setting_names = (
+        "length", "batch_size", "train_windows", "train_fraction", "val_fraction", "seed",
+        "vocab", "num_workers",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -80,17 +85,9 @@ class PydocDataModule(ResumableDataModule):
         return {"vocab_size": len(self.vocab)}
 
     def settings(self) -> dict[str, Any]:
-        """The constructor arguments, vocabulary included, as stored in checkpoints."""
-        return {
-            "length": self.length,
-            "batch_size": self.batch_size,
-            "train_windows": self.train_windows,
-            "train_fraction": self.train_fraction,
-            "val_fraction": self.val_fraction,
-            "seed": self.seed,
-            "vocab": self.vocab.chars,
-            "num_workers": self.num_workers,
-        }
+        """The constructor arguments, the vocabulary's characters included, as stored in
+        checkpoints."""
+        return {**super().settings(), "vocab": self.vocab.chars}
 
     def _loader(self, split: str, *, shuffle: bool) -> DataLoader:
         if split == "train":
@@ -99,16 +96,9 @@ class PydocDataModule(ResumableDataModule):
             )
         else:
             dataset = self.corpus.dataset(split, self.length)
-        sampler = self.train_sampler(dataset, batch_size=self.batch_size) if shuffle else None
         # no persistent workers: the training windows are redrawn in the main process each
         # epoch (TaskModule.on_train_epoch_start) and workers must pick up the new offsets
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            generator=None if sampler is None else sampler.generator,
-            num_workers=self.num_workers,
-        )
+        return self.tensor_loader(dataset, shuffle=shuffle, persistent_workers=False)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -145,14 +135,6 @@ class CharLanguageModel(TaskModule):
     def __init__(self, model: dict[str, Any], *, optim: dict[str, Any] | None = None) -> None:
         super().__init__(model, optim=optim)
         self.save_hyperparameters()
-
-    def build_model(self, config: dict[str, Any]) -> nn.Module:
-        from flt3d.models.sequence import SequenceModel
-
-        return SequenceModel(**config)
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        return self.model(tokens)
 
     def loss_and_metric(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, str, Tensor, int]:
         tokens, target = batch
