@@ -1,5 +1,6 @@
 """The ``flt3d`` command: train, eval, predict, and every input error as a message."""
 
+import os
 import re
 import subprocess
 import sys
@@ -291,3 +292,19 @@ def test_train_refuses_a_model_beyond_the_parameter_budget(tmp_path, capsys, no_
         line,
     ), line
     assert not folder.exists()
+
+
+def test_a_reader_that_leaves_early_gives_no_traceback():
+    """``flt3d models | head``: stdout closed before the listing is written (EPIPE)."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has left before the first write
+    proc = subprocess.run(
+        [sys.executable, "-m", "flt3d.cli", "models"],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    os.close(write)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr

@@ -41,8 +41,20 @@ def _positive_spacing(spacing: float) -> float:
     return spacing
 
 
-def _batch_vector(batch_size: int, tokens: int, device: torch.device | str | None) -> Tensor:
-    return torch.arange(batch_size, device=device).repeat_interleave(tokens)
+def _grid(
+    batch_size: int,
+    sizes: tuple[int, ...],
+    spacing: float,
+    device: torch.device | str | None,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor]:
+    # the cells of one grid of shape ``sizes`` in row-major order, their indices times spacing
+    # (in float64, then cast), repeated for each of ``batch_size`` graphs
+    spacing = _positive_spacing(spacing)
+    axes = [torch.arange(size, device=device, dtype=torch.float64) for size in sizes]
+    cells = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(sizes))
+    pos = (cells * spacing).to(dtype).repeat(batch_size, 1)
+    return pos, torch.arange(batch_size, device=device).repeat_interleave(cells.shape[0])
 
 
 def sequence_grid(
@@ -81,10 +93,7 @@ def sequence_grid(
     """
     batch_size = check_int(batch_size, "batch_size", index=True)
     length = check_int(length, "length", index=True)
-    spacing = _positive_spacing(spacing)
-    steps = torch.arange(length, device=device, dtype=torch.float64) * spacing
-    pos = steps.to(dtype).repeat(batch_size).unsqueeze(-1)
-    return pos, _batch_vector(batch_size, length, device)
+    return _grid(batch_size, (length,), spacing, device, dtype)
 
 
 def image_grid(
@@ -127,12 +136,7 @@ def image_grid(
     batch_size = check_int(batch_size, "batch_size", index=True)
     height = check_int(height, "height", index=True)
     width = check_int(width, "width", index=True)
-    spacing = _positive_spacing(spacing)
-    rows = torch.arange(height, device=device, dtype=torch.float64)
-    cols = torch.arange(width, device=device, dtype=torch.float64)
-    cells = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(-1, 2)
-    pos = (cells * spacing).to(dtype).repeat(batch_size, 1)
-    return pos, _batch_vector(batch_size, height * width, device)
+    return _grid(batch_size, (height, width), spacing, device, dtype)
 
 
 def flatten_sequence(x: Tensor, *, spacing: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
