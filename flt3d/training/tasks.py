@@ -5,7 +5,9 @@ are that callable's parameters: ``model`` → the task's model class, ``data`` �
 ``LightningDataModule``, ``module`` → its ``LightningModule`` (besides ``model`` and ``optim``),
 ``optim`` → :func:`flt3d.training.optim.configure_optimizers`, ``trainer`` →
 ``lightning.Trainer`` (less what the run sets itself). Defaults stay in one place, the
-signatures, and a misspelt key is an error rather than a silent default.
+signatures, and a misspelt key is an error rather than a silent default. Values are checked
+against the parameters' annotations too, with jsonargparse (see
+:mod:`flt3d.training.config_types`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import lightning as L
 
 from flt3d.nn.checks import check_int
 from flt3d.training.config import SECTIONS, ConfigError, check_keys
+from flt3d.training.config_types import check_types
 from flt3d.training.limits import check_model_size, check_sizes
 from flt3d.training.optim import configure_optimizers
 
@@ -186,14 +189,22 @@ def _parameters(callable_: Callable, exclude: frozenset[str] | set[str] = frozen
     ]
 
 
+def _section_callables(task: Task) -> dict[str, tuple[Callable, frozenset[str]]]:
+    """What each mapping section of ``task`` configures, and the parameters it may not set."""
+    return {
+        "model": (task.model(), task.data_provided),
+        "data": (task.datamodule(), frozenset()),
+        "module": (task.module(), frozenset({"model", "optim"})),
+        "optim": (configure_optimizers, _OPTIM_MANAGED),
+        "trainer": (L.Trainer, TRAINER_MANAGED),
+    }
+
+
 def section_keys(task: Task) -> dict[str, list[str]]:
     """The allowed keys of each mapping section for ``task``."""
     return {
-        "model": _parameters(task.model(), task.data_provided),
-        "data": _parameters(task.datamodule()),
-        "module": _parameters(task.module(), {"model", "optim"}),
-        "optim": _parameters(configure_optimizers, _OPTIM_MANAGED),
-        "trainer": _parameters(L.Trainer, TRAINER_MANAGED),
+        section: _parameters(callable_, exclude)
+        for section, (callable_, exclude) in _section_callables(task).items()
     }
 
 
@@ -206,11 +217,12 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Returns:
         A copy with every section present (``task`` defaults to ``"qm9"``, ``seed`` to ``0``,
         ``num_threads`` to ``None``, mapping sections to ``{}``; ``checkpoint_every_n_steps``
-        stays absent unless given).
+        stays absent unless given). Values stay as given.
 
     Raises:
         ConfigError: naming the first unknown key or unknown task, a section that is not a
-            mapping, a size beyond its range or a model beyond the parameter budget (see
+            mapping, a size beyond its range, a value not of its parameter's type (see
+            :mod:`flt3d.training.config_types`) or a model beyond the parameter budget (see
             :mod:`flt3d.training.limits`).
 
     Example:
@@ -218,6 +230,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         Traceback (most recent call last):
             ...
         flt3d.training.config.ConfigError: unknown config key 'model.hidden_chanels'; did you mean 'model.hidden_channels'?
+        >>> validate_config({"task": "qm9", "model": {"heads": "eight"}})
+        Traceback (most recent call last):
+            ...
+        flt3d.training.config.ConfigError: config key 'model.heads' must be int, got 'eight'
     """
     check_keys(config, SECTIONS, "")
     config = copy.deepcopy(dict(config))
@@ -226,7 +242,8 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("num_threads", "checkpoint_every_n_steps"):
         check_int(config.get(key), f"config key {key!r}", none="null", error=ConfigError)
     config.setdefault("num_threads", None)
-    for section, allowed in section_keys(task).items():
+    callables = _section_callables(task)
+    for section, (callable_, exclude) in callables.items():
         value = config.get(section)
         if value is None:
             value = config[section] = {}
@@ -235,7 +252,9 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
                 raise ConfigError(
                     f"config key 'model.{name}' is set by the {task.name} data, not the config"
                 )
-        check_keys(value, allowed, section)
-    check_sizes(config)
+        check_keys(value, _parameters(callable_, exclude), section)
+    check_sizes(config)  # before the types: 1e9 layers is beyond the range, not only a float
+    for section, (callable_, exclude) in callables.items():
+        check_types(config[section], callable_, section, exclude)
     check_model_size(task.model(), config["model"])
     return config

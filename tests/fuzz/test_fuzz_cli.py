@@ -466,21 +466,39 @@ def test_train_value_of_the_wrong_type_is_a_message(tmp_path, capsys, no_trainin
     assert err.rstrip().endswith("(--set overrides: 'optim.lr=')")
 
 
-@pytest.mark.parametrize("override", ["trainer.profiler=x", "trainer.max_time=-1"])
-def test_train_values_lightning_rejects_are_messages(tmp_path, capsys, override, no_training):
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        # Lightning's own check, after the config's: its message, with the overrides
+        ("trainer.profiler=x", "the configuration cannot be used: "),
+        # the config's type check, from Trainer's annotation, before Lightning sees it
+        ("trainer.max_time=-1", "config key 'trainer.max_time' must be str | timedelta"),
+    ],
+)
+def test_train_values_lightning_rejects_are_messages(
+    tmp_path, capsys, override, expected, no_training
+):
     argv = ["train", "--output", str(tmp_path / "run"), "--set", override]
     code, _, err = _run(argv, capsys)
     assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert "the configuration cannot be used: " in err
+    assert expected in err
     assert override.partition("=")[0].split(".")[-1] in err  # in the message or the overrides
 
 
-def test_train_value_rejected_without_its_key_names_the_overrides(tmp_path, capsys, no_training):
+def test_train_value_of_the_wrong_type_names_its_key(tmp_path, capsys, no_training):
     argv = ["train", "--output", str(tmp_path / "run"), "--set", "model.latent_charges=cpu"]
     code, _, err = _run(argv, capsys)
     assert code == 1
-    assert "invalid literal for int() with base 10: 'cpu' (--set overrides: " in err
-    assert "'model.latent_charges=cpu'" in err
+    assert "config key 'model.latent_charges' must be int, got 'cpu'" in err
+
+
+def test_train_value_rejected_without_its_key_names_the_overrides(tmp_path, capsys, no_training):
+    # of the right type (a list of symbols), rejected by the model, whose message names the
+    # value but not the key
+    argv = ["train", "--output", str(tmp_path / "run"), "--set", "model.elements=[cpu]"]
+    code, _, err = _run(argv, capsys)
+    assert code == 1
+    assert "unknown element symbol 'cpu' (--set overrides: 'model.elements=[cpu]')" in err
 
 
 def test_train_more_threads_than_cores(tmp_path, capsys, no_training):
