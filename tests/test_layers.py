@@ -189,3 +189,20 @@ def test_datasets_define_no_modules(name):
         )
     ]
     assert not modules, f"{name} defines nn.Module subclasses {modules}; move them to flt3d.nn"
+
+
+#: the longest a module may be: one concept per file
+MAX_LINES = 400
+
+
+def test_every_module_is_one_concept_of_at_most_max_lines():
+    """Each module opens with a docstring (naming the concept it holds) and stays short."""
+    problems = []
+    for name, path in MODULES.items():
+        text = path.read_text(encoding="utf-8")
+        if not ast.get_docstring(ast.parse(text)):
+            problems.append(f"{name} has no opening docstring")
+        lines = text.count("\n")
+        if lines > MAX_LINES:
+            problems.append(f"{name} has {lines} lines (at most {MAX_LINES})")
+    assert not problems, "\n".join(problems)
