@@ -203,6 +203,13 @@ def build(variant: str, stats: dict, args) -> nn.Module:
     return model
 
 
+def model_lr(variant: str, args) -> float:
+    """The peak learning rate of ``variant``: ``--flt-lr`` for the FLTNet variants where given,
+    else ``--lr``."""
+    flt_lr = getattr(args, "flt_lr", None)
+    return flt_lr if flt_lr is not None and variant.startswith("flt") else args.lr
+
+
 def energy_and_forces(model: nn.Module, batch, *, create_graph: bool):
     from flt3d.nn.pairs import differentiable_pair_sums
 
@@ -242,7 +249,8 @@ def run_one(job: dict) -> dict:
     stats = statistics(train)
     torch.manual_seed(args.seed)
     model = build(job["variant"], stats, args)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    lr = model_lr(job["variant"], args)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     rng = np.random.default_rng(args.seed)
     order: list[int] = []
 
@@ -260,7 +268,7 @@ def run_one(job: dict) -> dict:
         return args.energy_weight * e.pow(2).mean() + f.pow(2).mean()
 
     result = train_for_budget(
-        model, optimizer, next_batch, loss_fn, budget_seconds=args.budget_seconds, lr=args.lr
+        model, optimizer, next_batch, loss_fn, budget_seconds=args.budget_seconds, lr=lr
     )
     result.update(evaluate(model, test))
     if getattr(model, "charges", None) is not None:  # the latent charges' kernel in both modes
@@ -280,6 +288,7 @@ def run_one(job: dict) -> dict:
     result.update(
         dataset=job["dataset"],
         variant=job["variant"],
+        lr=lr,
         params=parameter_count(model),
         train_structures=len(train),
         test_structures=len(test),
@@ -456,7 +465,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--flt-layers", type=int, default=2, help="FLTNet's blocks")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    parser.add_argument(
+        "--flt-lr",
+        type=float,
+        default=None,
+        help="peak learning rate of the FLTNet variants (default: --lr), for a rate chosen per "
+        "model",
+    )
     parser.add_argument(
         "--energy-weight",
         type=float,
