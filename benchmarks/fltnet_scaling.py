@@ -10,7 +10,7 @@ the same run, while it fits.
 Memory is read two ways in each case. *Above the baseline*: peak RSS minus the RSS after the
 imports and the model. *Above the warmed process*: a first forward + backward pass on a
 small cloud (``WARM_ATOMS``) pays the process's one-off costs (thread pools, allocator
-arenas, kernels' workspaces: about 0.1 GB whatever N); then the kernel's peak-RSS mark is
+arenas, kernels' workspaces: 0.04-0.06 GB measured, whatever N); then the kernel's peak-RSS mark is
 reset (``/proc/self/clear_refs``, Linux) and the pass on N atoms is measured from the RSS it
 starts with. The second reading is the memory that grows with N; the time is the second
 pass's too.
