@@ -184,7 +184,7 @@ def build(variant: str, stats: dict, args) -> nn.Module:
             "num_frequencies": args.charge_frequencies,
             "charges_spectrum": getattr(args, "charges_spectrum", "isotropic_mixture"),
         }
-    model = FLTNet(
+    options = dict(
         hidden_channels=args.hidden,
         num_layers=getattr(args, "flt_layers", 2),
         heads=4,
@@ -198,9 +198,23 @@ def build(variant: str, stats: dict, args) -> nn.Module:
         atomref=stats["atomref"],
         **extra,
     )
+    model = FLTNet(**{**options, **flt_options(getattr(args, "flt_option", None) or [])})
     if model.charges is not None:
         model.charges.kernel.attention = args.charges_attention
     return model
+
+
+def flt_options(pairs: list[str]) -> dict:
+    """``--flt-option KEY=VALUE`` pairs as FLTNet keyword arguments (values read as YAML)."""
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--flt-option: expected KEY=VALUE, got {pair!r}")
+        options[key] = yaml.safe_load(value)
+    return options
 
 
 def model_lr(variant: str, args) -> float:
@@ -268,7 +282,13 @@ def run_one(job: dict) -> dict:
         return args.energy_weight * e.pow(2).mean() + f.pow(2).mean()
 
     result = train_for_budget(
-        model, optimizer, next_batch, loss_fn, budget_seconds=args.budget_seconds, lr=lr
+        model,
+        optimizer,
+        next_batch,
+        loss_fn,
+        budget_seconds=args.budget_seconds,
+        lr=lr,
+        max_steps=getattr(args, "steps", None),
     )
     result.update(evaluate(model, test))
     if getattr(model, "charges", None) is not None:  # the latent charges' kernel in both modes
@@ -472,6 +492,18 @@ def main(argv=None) -> dict:
         default=None,
         help="peak learning rate of the FLTNet variants (default: --lr), for a rate chosen per "
         "model",
+    )
+    parser.add_argument(
+        "--flt-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a further FLTNet option for the FLTNet variants (repeatable; VALUE read as YAML)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train each model for this many steps instead of --budget-seconds (equal steps)",
     )
     parser.add_argument(
         "--energy-weight",
