@@ -13,7 +13,7 @@ from torch import Tensor
 
 from flt3d.nn.graph import distance, graph_pairs
 from flt3d.nn.neighbors import cosine_cutoff, local_neighbors
-from flt3d.nn.pairs import pair_max, pair_sum
+from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
 
 if TYPE_CHECKING:
     from flt3d.nn.flt_attention import FLTAttention
@@ -51,6 +51,18 @@ def local_attention(
         return w.unsqueeze(-1) * v1
 
     per_pair = 3 * layer.heads * (2 * layer.head_channels + 2)
+    if not pair_chunking(index.shape[1], per_pair):
+        # small enough to hold every pair's tensors: the logits once, for the shift and the
+        # weights, and the numerator and normaliser as two sums (no concatenated ones)
+        i, j = index
+        log_w = log_weight(q[i], k[j], delta)  # [P, H]
+        top = log_w.detach().new_full((v.shape[0], layer.heads), -torch.inf)
+        top = top.scatter_reduce(0, i.view(-1, 1).expand_as(log_w), log_w.detach(), "amax")
+        envelope = cosine_cutoff(distance(delta), layer.cutoff).unsqueeze(-1)
+        w = envelope * torch.exp(log_w - top[i])
+        num = v.new_zeros(v.shape).index_add(0, i, w.unsqueeze(-1) * v[j])
+        den = w.new_zeros(v.shape[0], layer.heads).index_add(0, i, w)
+        return num / den.unsqueeze(-1)
     shift = pair_max(
         log_weight,
         index,
