@@ -308,3 +308,16 @@ def test_a_reader_that_leaves_early_gives_no_traceback():
     os.close(write)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
+
+
+@pytest.mark.parametrize("module", ["flt3d", "flt3d.cli"])
+def test_the_command_runs_as_a_module(module):
+    listing = subprocess.run(
+        [sys.executable, "-m", module, "models"], capture_output=True, text=True, timeout=120
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "qm9-gap" in listing.stdout
+    wrong = subprocess.run(
+        [sys.executable, "-m", module, "fly"], capture_output=True, text=True, timeout=120
+    )
+    assert wrong.returncode != 0 and "fly" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -214,14 +214,25 @@ class TaskModule(L.LightningModule):
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         if datamodule is not None and hasattr(datamodule, "settings"):
             data = datamodule.settings()
-        # beside Lightning's "hyper_parameters" (the arguments as given, defaults left out):
-        # the model's full config pins every default, and load_module, the shipped pretrained
-        # files and their export read this entry alone
+        # Lightning's "hyper_parameters" get the constructor's arguments with every default
+        # pinned (the model's full config), so load_from_checkpoint rebuilds this very model
+        # whatever later versions change; the flt3d entry adds the task, data and run settings
+        arguments = self.init_arguments()
+        checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY] = copy.deepcopy(arguments)
         checkpoint[CHECKPOINT_KEY] = {
             "version": __version__,
             "task": self.task,
-            "model": copy.deepcopy(self.model.config),
-            "module": {**self.module_options(), "optim": dict(self.optim)},
+            "model": arguments.pop("model"),
+            "module": arguments,
             "data": data,
             "config": copy.deepcopy(self.run_config),
+        }
+
+    def init_arguments(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this module: ``model`` (the model's full config),
+        :meth:`module_options` and ``optim``."""
+        return {
+            "model": copy.deepcopy(self.model.config),
+            **self.module_options(),
+            "optim": dict(self.optim),
         }

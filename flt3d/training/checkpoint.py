@@ -9,10 +9,12 @@ sees either the old file or the complete new one, even if the process is killed 
 :class:`LastCheckpoint` writes a run's ``last.ckpt``: at the end of every epoch and, for runs that
 should resume from the middle of an epoch, every few optimiser steps.
 
-Every checkpoint written by a flt3d ``LightningModule`` carries an ``"flt3d"`` entry (see
-:meth:`flt3d.training.base.TaskModule.on_save_checkpoint`): the task, the full model
-configuration, the module's options and the data settings, so ``flt3d eval`` and ``flt3d predict``
-rebuild the model without the YAML file.
+Every checkpoint written by a flt3d ``LightningModule`` holds Lightning's ``"hyper_parameters"``
+with the full model configuration (every default pinned), so the module class's
+``load_from_checkpoint`` rebuilds the very model, and an ``"flt3d"`` entry (see
+:meth:`flt3d.training.base.TaskModule.on_save_checkpoint`): the task, the same model configuration
+and module options, and the data settings, so ``flt3d eval`` and ``flt3d predict`` rebuild the
+model and its data without the YAML file.
 """
 
 from __future__ import annotations

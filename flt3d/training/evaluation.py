@@ -1,7 +1,8 @@
 """Evaluation of a trained checkpoint: the module rebuilt from the file alone, and its metrics.
 
-:func:`load_module` rebuilds a task's ``LightningModule`` from a checkpoint's ``"flt3d"`` entry
-(see :mod:`flt3d.training.checkpoint`), with no YAML file; :func:`evaluate` runs it on one split of
+:func:`load_module` rebuilds a task's ``LightningModule`` from a checkpoint alone, with no YAML
+file, by ``load_from_checkpoint`` (the task named in the ``"flt3d"`` entry, see
+:mod:`flt3d.training.checkpoint`); :func:`evaluate` runs it on one split of
 the data it was trained on, in one process on one device, and returns an :class:`Evaluation`.
 """
 
@@ -48,10 +49,18 @@ def load_module(path: str | os.PathLike) -> tuple[Task, TaskModule, dict[str, An
     """
     checkpoint = read_checkpoint(path)
     entry = checkpoint["flt3d"]
+    hyper_parameters = checkpoint.get("hyper_parameters")
     try:
         task = get_task(entry["task"])
-        module = task.module()(entry["model"], **entry["module"])
-        module.load_state_dict(checkpoint["state_dict"])
+        if isinstance(hyper_parameters, dict) and hyper_parameters.get("model") == entry["model"]:
+            # Lightning's own route: the module class called with the "hyper_parameters"
+            # (the full model config), then its weights
+            module = task.module().load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        else:
+            # files whose hyper-parameters are the arguments as given (written before they
+            # held the full config), or that hold none: the flt3d entry's full config
+            module = task.module()(entry["model"], **entry["module"])
+            module.load_state_dict(checkpoint["state_dict"])
     except (ConfigError, ValueError, TypeError, RuntimeError, KeyError) as error:
         raise CheckpointError(
             f"checkpoint {os.fspath(path)!r} does not rebuild into a model: {error}"

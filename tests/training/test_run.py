@@ -8,6 +8,7 @@ import yaml
 
 from flt3d.training.checkpoint import read_checkpoint
 from flt3d.training.config import ConfigError, apply_overrides, load_config, shipped_configs
+from flt3d.training.molecules import MoleculeRegression
 from flt3d.training.run import evaluate, load_module, prepare_fit
 
 
@@ -25,6 +26,14 @@ def test_every_shipped_config_trains_a_few_steps(name, tiny, tmp_path):
         checkpoint = read_checkpoint(path)
         assert checkpoint["flt3d"]["task"] == name
         assert checkpoint["global_step"] == 3
+        # Lightning's route: the hyper-parameters hold the full model config and rebuild
+        hparams = checkpoint["hyper_parameters"]
+        assert hparams["model"] == checkpoint["flt3d"]["model"] == run.module.model.config
+        assert {k: v for k, v in hparams.items() if k != "model"} == checkpoint["flt3d"]["module"]
+    rebuilt = type(run.module).load_from_checkpoint(run.last_checkpoint, weights_only=True)
+    weights = run.module.state_dict()
+    assert rebuilt.state_dict().keys() == weights.keys()
+    assert all(torch.equal(t, weights[key].cpu()) for key, t in rebuilt.state_dict().items())
     results = yaml.safe_load((tmp_path / "results.yaml").read_text())
     assert results["global_step"] == 3 and set(results) >= {"val", "test"}
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
@@ -63,6 +72,26 @@ def test_checkpoint_rebuilds_model_without_the_yaml(tiny, tmp_path):
         run.best_checkpoint, "test", trainer={"limit_test_batches": 2}, quiet=True
     )
     assert evaluation.metrics["mae"] == pytest.approx(results["test"]["mae"])
+
+
+def test_checkpoint_whose_hyper_parameters_are_partial_rebuilds_from_the_flt3d_entry(
+    tiny, tmp_path
+):
+    # files written when "hyper_parameters" held the arguments as given (defaults left out):
+    # the flt3d entry's full config rebuilds the same model, not today's defaults
+    run = prepare_fit(_config("qm9", tiny("qm9")), tmp_path)
+    run.run(evaluate_best=False)
+    checkpoint = torch.load(run.last_checkpoint, weights_only=True)
+    full = checkpoint["flt3d"]["model"]
+    partial = {"hidden_channels": full["hidden_channels"], "target": full["target"]}
+    checkpoint["hyper_parameters"] = {"model": partial, "loss": "l1"}
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    _, module, _ = load_module(old)
+    assert full != {**MoleculeRegression(partial).model.config, **partial}  # defaults would differ
+    assert module.model.config == full
+    weights = run.module.state_dict()
+    assert all(torch.equal(t, weights[key]) for key, t in module.state_dict().items())
 
 
 class _RecordStart(L.Callback):
