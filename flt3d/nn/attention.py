@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 from torch_geometric.utils import scatter, softmax
 
-from flt3d.nn.graph import GraphSizes, dense_batch, graph_sizes
+from flt3d.nn.graph import GraphSizes, dense_batch, gather, graph_sizes
 
 __all__ = [
     "linear_attention",
@@ -45,7 +45,7 @@ def _maybe_checkpoint(fn, *args):
 
 
 def _read_state(phi_q: Tensor, state: Tensor, batch: Tensor) -> Tensor:
-    return torch.einsum("nhm,nhme->nhe", phi_q, state[batch])
+    return torch.einsum("nhm,nhme->nhe", phi_q, gather(state, batch))
 
 
 def _causal_chunk(
@@ -302,21 +302,21 @@ def exact_attention(
     """
     i, j = pairs
     n = q.shape[0]
-    logits = (q[i] * k[j]).sum(-1) / math.sqrt(q.shape[-1])
+    logits = (gather(q, i) * gather(k, j)).sum(-1) / math.sqrt(q.shape[-1])
     if logit_scale is not None:
         logits = logits * logit_scale
     if mask == "exp":
         if rpe is not None:
             logits = logits + rpe
         alpha = softmax(logits, i, num_nodes=n, dim=0)
-        return scatter(alpha.unsqueeze(-1) * v[j], i, dim=0, dim_size=n, reduce="sum")
+        return scatter(alpha.unsqueeze(-1) * gather(v, j), i, dim=0, dim_size=n, reduce="sum")
     if mask != "mul":
         raise ValueError(f"mask must be 'exp' or 'mul', got {mask!r}")
     peak = scatter(logits.detach(), i, dim=0, dim_size=n, reduce="max")
-    w = torch.exp(logits - peak[i])
+    w = torch.exp(logits - gather(peak, i))
     if rpe is not None:
         w = w * rpe
-    num = scatter(w.unsqueeze(-1) * v[j], i, dim=0, dim_size=n, reduce="sum")
+    num = scatter(w.unsqueeze(-1) * gather(v, j), i, dim=0, dim_size=n, reduce="sum")
     den = scatter(w, i, dim=0, dim_size=n, reduce="sum").unsqueeze(-1)
     return num / den.clamp_min(torch.finfo(den.dtype).tiny)
 

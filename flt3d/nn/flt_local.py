@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from flt3d.nn.graph import distance, graph_pairs
+from flt3d.nn.graph import distance, gather, graph_pairs
 from flt3d.nn.neighbors import cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
 
@@ -31,7 +31,7 @@ def local_attention(
     periodic = neighbors is not None and neighbors.periodic
     if not periodic and (layer.attention == "exact" or sizes.small()):
         i, j = graph_pairs(batch, num_graphs)
-        delta = pos[i] - pos[j]
+        delta = gather(pos, i) - gather(pos, j)
         if layer.attention == "linear":
             near = distance(delta) < layer.cutoff
             i, j, delta = i[near], j[near], delta[near]
@@ -55,12 +55,12 @@ def local_attention(
         # small enough to hold every pair's tensors: the logits once, for the shift and the
         # weights, and the numerator and normaliser as two sums (no concatenated ones)
         i, j = index
-        log_w = log_weight(q[i], k[j], delta)  # [P, H]
+        log_w = log_weight(gather(q, i), gather(k, j), delta)  # [P, H]
         top = log_w.detach().new_full((v.shape[0], layer.heads), -torch.inf)
         top = top.scatter_reduce(0, i.view(-1, 1).expand_as(log_w), log_w.detach(), "amax")
         envelope = cosine_cutoff(distance(delta), layer.cutoff).unsqueeze(-1)
-        w = envelope * torch.exp(log_w - top[i])
-        num = v.new_zeros(v.shape).index_add(0, i, w.unsqueeze(-1) * v[j])
+        w = envelope * torch.exp(log_w - gather(top, i))
+        num = v.new_zeros(v.shape).index_add(0, i, w.unsqueeze(-1) * gather(v, j))
         den = w.new_zeros(v.shape[0], layer.heads).index_add(0, i, w)
         return num / den.unsqueeze(-1)
     shift = pair_max(

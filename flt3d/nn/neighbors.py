@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flt3d.nn.graph import check_batch
+from flt3d.nn.graph import check_batch, gather
 
 __all__ = ["Neighbors", "neighbor_list", "local_neighbors", "cosine_cutoff", "spatial_order"]
 
@@ -69,7 +69,7 @@ class Neighbors:
         cell = self.cell if cell is None else cell
         batch = self.batch if batch is None else batch
         i, j = self.index
-        delta = pos[i] - pos[j]
+        delta = gather(pos, i) - gather(pos, j)
         if self.shift is not None and cell is not None:
             cell = cell.to(pos.dtype)
             if cell.dim() == 2:

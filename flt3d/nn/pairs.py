@@ -21,6 +21,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
+from flt3d.nn.graph import gather
+
 __all__ = ["pair_sum", "pair_max", "pair_chunking", "differentiable_pair_sums"]
 
 # per-pair elements of one chunk (2^22 floats: 16 MiB in float32)
@@ -47,7 +49,11 @@ def differentiable_pair_sums() -> Iterator[None]:
 
 def _messages(fn, i, j, sources_i, sources_j, pair_data, rows: slice):
     ic, jc = i[rows], j[rows]
-    return fn(*(a[ic] for a in sources_i), *(b[jc] for b in sources_j), *(e[rows] for e in pair_data))
+    return fn(
+        *(gather(a, ic) for a in sources_i),
+        *(gather(b, jc) for b in sources_j),
+        *(e[rows] for e in pair_data),
+    )
 
 
 class _ChunkedPairSum(torch.autograd.Function):
@@ -87,9 +93,9 @@ class _ChunkedPairSum(torch.autograd.Function):
                 gathered = []
                 for k, t in enumerate(tensors[: ni + nj + ne]):
                     if k < ni:
-                        piece = t[ic]
+                        piece = gather(t, ic)
                     elif k < ni + nj:
-                        piece = t[jc]
+                        piece = gather(t, jc)
                     else:
                         piece = t[chunk]
                     piece = piece.detach().requires_grad_(needs[k])
@@ -100,7 +106,7 @@ class _ChunkedPairSum(torch.autograd.Function):
                 wrt = leaves + params
                 if not wrt:
                     continue
-                pieces = torch.autograd.grad(msg, wrt, grad_out[ic], allow_unused=True)
+                pieces = torch.autograd.grad(msg, wrt, gather(grad_out, ic), allow_unused=True)
             it = iter(pieces)
             for k in range(ni + nj + ne):
                 if not needs[k]:

@@ -26,6 +26,7 @@ from flt3d.nn.graph import (
     center_pos,
     checked_inputs,
     distance,
+    gather,
     graph_pairs,
     graph_sizes,
 )
@@ -197,20 +198,20 @@ class SpectralFilter(LayerModes, nn.Module):
         psi_q, psi_k = self.spectrum.features(pos, frequencies)  # [N, H, 2R]
         state = v.new_zeros(num_graphs, self.heads, psi_k.shape[-1], self.head_channels)
         state = state.index_add(0, batch, psi_k.unsqueeze(-1) * v.unsqueeze(-2))
-        return torch.einsum("nhr,nhrd->nhd", psi_q, state[batch])
+        return torch.einsum("nhr,nhrd->nhd", psi_q, gather(state, batch))
 
     def _exact(self, v, pos, batch, num_graphs, frequencies):
         i, j = graph_pairs(batch, num_graphs)
         if not self.spectrum.even:
-            message = self.filter(pos[i] - pos[j], frequencies).unsqueeze(-1) * v[j]
+            message = self.filter(gather(pos, i) - gather(pos, j), frequencies).unsqueeze(-1) * gather(v, j)
             return torch.zeros_like(v).index_add_(0, i, message)
         # f(-d) = f(d): evaluate each unordered pair once, and the self term f(0) once
         upper = i < j
         i, j = i[upper], j[upper]
-        f = self.filter(pos[i] - pos[j], frequencies).unsqueeze(-1)
+        f = self.filter(gather(pos, i) - gather(pos, j), frequencies).unsqueeze(-1)
         out = self.filter(pos.new_zeros(1, self.pos_dim), frequencies).unsqueeze(-1) * v
-        out = out.index_add(0, i, f * v[j])
-        return out.index_add(0, j, f * v[i])
+        out = out.index_add(0, i, f * gather(v, j))
+        return out.index_add(0, j, f * gather(v, i))
 
     def _local(self, v, pos, batch, num_graphs, neighbors):
         neighbors = local_neighbors(neighbors, pos, batch, num_graphs, self.cutoff)
@@ -218,7 +219,7 @@ class SpectralFilter(LayerModes, nn.Module):
         if self.spectrum.even and neighbors.shift is None:
             # f(-d) = f(d): each unordered pair once, summed both ways (self pairs once)
             index = index[:, index[0] <= index[1]]
-        delta = neighbors.displacements(pos) if index is neighbors.index else pos[index[0]] - pos[index[1]]
+        delta = neighbors.displacements(pos) if index is neighbors.index else gather(pos, index[0]) - gather(pos, index[1])
 
         def message(v_j, delta_p):
             return self.filter(delta_p).unsqueeze(-1) * v_j
