@@ -46,6 +46,8 @@ def set_attention(module: nn.Module, attention: str) -> nn.Module:
     Returns:
         ``module``, for chaining.
     """
+    if attention not in ATTENTIONS:  # also where the module holds no FLT layer
+        raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
     for m in module.modules():
         if isinstance(m, LayerModes):
             m.attention = attention
@@ -58,9 +60,9 @@ def set_redraw(module: nn.Module, redraw: str) -> nn.Module:
     Returns:
         ``module``, for chaining.
     """
+    if redraw not in REDRAWS:  # also where the module holds no FLT layer
+        raise ValueError(f"redraw must be 'never' or 'train', got {redraw!r}")
     for m in module.modules():
         if isinstance(m, LayerModes):
-            if redraw not in REDRAWS:
-                raise ValueError(f"redraw must be 'never' or 'train', got {redraw!r}")
             m.redraw = redraw
     return module

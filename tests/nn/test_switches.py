@@ -40,3 +40,12 @@ def test_conv_module_keeps_its_import_path():
     assert set(conv.__all__) == {"FLTConv", "FLTBlock", "set_attention", "set_redraw"}
     assert all(getattr(conv, name) is getattr(nn, name) for name in conv.__all__)
     assert conv.FLTConv is FLTConv
+
+
+def test_switches_check_their_value_also_without_flt_layers():
+    plain = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="redraw must be 'never' or 'train'"):
+        set_redraw(plain, "always")
+    with pytest.raises(ValueError, match="attention must be one of"):
+        set_attention(plain, "fast")
+    assert set_redraw(plain, "train") is plain and set_attention(plain, "exact") is plain
