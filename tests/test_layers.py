@@ -33,8 +33,9 @@ LAYERS: dict[str, int] = {
     # uses of trained models: the ASE calculator loads runs, ``pretrained.export`` reads them
     "flt3d.calculators": 5,
     "flt3d.pretrained": 5,
-    # front end: the command line (it loads pretrained models)
+    # front end: the command line (it loads pretrained models), also as ``python -m flt3d``
     "flt3d.cli": 6,
+    "flt3d.__main__": 6,
 }
 
 #: upward imports that stay for now, as (importing module, imported module): each with its reason
