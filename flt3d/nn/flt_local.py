@@ -13,7 +13,7 @@ from torch import Tensor
 
 from flt3d.nn.graph import distance, gather, graph_pairs
 from flt3d.nn.neighbors import cosine_cutoff, local_neighbors
-from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
+from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum, row_max
 
 if TYPE_CHECKING:
     from flt3d.nn.flt_attention import FLTAttention
@@ -56,8 +56,7 @@ def local_attention(
         # weights, and the numerator and normaliser as two sums (no concatenated ones)
         i, j = index
         log_w = log_weight(gather(q, i), gather(k, j), delta)  # [P, H]
-        top = log_w.detach().new_full((v.shape[0], layer.heads), -torch.inf)
-        top = top.scatter_reduce(0, i.view(-1, 1).expand_as(log_w), log_w.detach(), "amax")
+        top = row_max(log_w, i, v.shape[0])
         envelope = cosine_cutoff(distance(delta), layer.cutoff).unsqueeze(-1)
         w = envelope * torch.exp(log_w - gather(top, i))
         num = v.new_zeros(v.shape).index_add(0, i, w.unsqueeze(-1) * gather(v, j))

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from flt3d.nn.graph import dense_batch, distance, gather
-from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum
+from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum, row_max
 
 if TYPE_CHECKING:
     from flt3d.nn.flt_attention import FLTAttention
@@ -68,8 +68,7 @@ def with_short_range(
     if not pair_chunking(i.numel(), per_pair):
         # small enough to hold every pair's tensors: one pass, no recomputation
         log_w = log_weight(gather(xq, i), gather(row, i), gather(xk, j), delta).detach()
-        shift = log_w.new_zeros(v.shape[0], layer.heads)
-        shift = shift.scatter_reduce(0, i.view(-1, 1).expand_as(log_w), log_w, "amax")
+        shift = row_max(log_w, i, v.shape[0]).clamp_min(0.0)  # [N, H]; every row has its self pair
         msg = message(
             *(gather(t, i) for t in (xq, row, shift, phi_q)),
             *(gather(t, j) for t in (xk, phi_k, v)),

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from flt3d.nn.graph import gather
 
-__all__ = ["pair_sum", "pair_max", "pair_chunking", "differentiable_pair_sums"]
+__all__ = ["pair_sum", "pair_max", "row_max", "pair_chunking", "differentiable_pair_sums"]
 
 # per-pair elements of one chunk (2^22 floats: 16 MiB in float32)
 _CHUNK_ELEMENTS = 1 << 22
@@ -199,8 +199,15 @@ def pair_max(
     for start in range(0, max(i.numel(), 1), rows):
         chunk = slice(start, start + rows)
         val = _messages(fn, i, j, sources_i, sources_j, pair_data, chunk)
-        if out is None:
-            out = val.new_full((num_nodes, *val.shape[1:]), -torch.inf)
-        index_c = i[chunk].view(-1, *([1] * (val.dim() - 1))).expand_as(val)
-        out = out.scatter_reduce(0, index_c, val, reduce="amax")
+        top = row_max(val, i[chunk], num_nodes)
+        out = top if out is None else torch.maximum(out, top)
     return out
+
+
+def row_max(values: Tensor, i: Tensor, num_nodes: int) -> Tensor:
+    """The maximum of per-pair ``values [P, ...]`` at each receiver ``i`` (``-inf`` where
+    none), ``[num_nodes, ...]``, without gradients: the shift of a softmax over pairs."""
+    values = values.detach()
+    out = values.new_full((num_nodes, *values.shape[1:]), -torch.inf)
+    index = i.view(-1, *([1] * (values.dim() - 1))).expand_as(values)
+    return out.scatter_reduce(0, index, values, reduce="amax")

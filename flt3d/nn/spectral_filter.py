@@ -203,7 +203,8 @@ class SpectralFilter(LayerModes, nn.Module):
     def _exact(self, v, pos, batch, num_graphs, frequencies):
         i, j = graph_pairs(batch, num_graphs)
         if not self.spectrum.even:
-            message = self.filter(gather(pos, i) - gather(pos, j), frequencies).unsqueeze(-1) * gather(v, j)
+            f = self.filter(gather(pos, i) - gather(pos, j), frequencies).unsqueeze(-1)
+            message = f * gather(v, j)
             return torch.zeros_like(v).index_add_(0, i, message)
         # f(-d) = f(d): evaluate each unordered pair once, and the self term f(0) once
         upper = i < j
@@ -219,7 +220,10 @@ class SpectralFilter(LayerModes, nn.Module):
         if self.spectrum.even and neighbors.shift is None:
             # f(-d) = f(d): each unordered pair once, summed both ways (self pairs once)
             index = index[:, index[0] <= index[1]]
-        delta = neighbors.displacements(pos) if index is neighbors.index else gather(pos, index[0]) - gather(pos, index[1])
+        if index is neighbors.index:
+            delta = neighbors.displacements(pos)
+        else:
+            delta = gather(pos, index[0]) - gather(pos, index[1])
 
         def message(v_j, delta_p):
             return self.filter(delta_p).unsqueeze(-1) * v_j
