@@ -250,16 +250,23 @@ class FLTAttention(LayerModes, nn.Module):
             self.heads, self.num_features, self.feature_dim, antithetic=True, **options
         )
 
-    def draws(self) -> tuple[Tensor, Tensor | None]:
+    def draws(self, *, exact: bool = False) -> tuple[Tensor, Tensor | None]:
         """``(projection, frequencies)`` for one forward pass.
 
         Fresh ones in training mode with ``redraw="train"``, otherwise the stored ones
-        (``frequencies`` is then ``None``, meaning the spectrum's own buffer).
+        (``frequencies`` is then ``None``, meaning the spectrum's own buffer). ``exact=True``
+        draws only what exact mode uses: no projection (the stored one is returned), and no
+        frequencies where its RPE is the closed form.
         """
         if self.redraw == "train" and self.training:
-            proj = self._draw_projection(dtype=self.projection.dtype, device=self.projection.device)
+            proj = self.projection
+            if not exact:
+                proj = self._draw_projection(
+                    dtype=self.projection.dtype, device=self.projection.device
+                )
             freq = None
-            if self.low_rank is not None:
+            closed_form = exact and self.cutoff is None and self.closed_form_rpe
+            if self.low_rank is not None and not closed_form:
                 freq = self.low_rank.draw_frequencies().to(self.low_rank.frequencies)
             return proj, freq
         return self.projection, None
@@ -336,9 +343,9 @@ class FLTAttention(LayerModes, nn.Module):
                 "cutoff over one cell's atoms is not a periodic function"
             )
         pos = center_pos(pos.to(q.dtype), batch, num_graphs)
-        projection, frequencies = self.draws()
-        if self.far is None:
+        if self.far is None:  # no random features, no frequencies
             return local_attention(self, q, k, v, pos, batch, num_graphs, neighbors, sizes)
+        projection, frequencies = self.draws(exact=self.attention == "exact")
         if self.attention == "exact":
             return exact_forward(self, q, k, v, pos, batch, num_graphs, sizes, frequencies)
         xq, xk, psi, eq, ek = kernel_exponents(

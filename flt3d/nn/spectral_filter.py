@@ -136,8 +136,14 @@ class SpectralFilter(LayerModes, nn.Module):
         self.spectrum.reset_parameters()
 
     def frequencies(self) -> Tensor | None:
-        """Fresh frequencies in training mode with ``redraw="train"``, else ``None`` (stored)."""
-        if self.cutoff is None and self.redraw == "train" and self.training:
+        """Fresh frequencies in training mode with ``redraw="train"``, else ``None`` (stored).
+
+        None are drawn where the forward pass uses none: a local filter, and the closed form
+        of exact mode."""
+        uses_frequencies = self.cutoff is None and not (
+            self.closed_form and self.attention == "exact"
+        )
+        if uses_frequencies and self.redraw == "train" and self.training:
             return self.spectrum.draw_frequencies().to(self.spectrum.frequencies)
         return None
 

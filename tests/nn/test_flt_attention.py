@@ -704,6 +704,37 @@ def test_redraw_train_draws_fresh_features_in_training_only(graphs64):
         FLTAttention(2, 3, 3, redraw="sometimes")
 
 
+def test_redraw_train_draws_nothing_a_forward_pass_does_not_use(graphs64):
+    """Local attention uses neither features nor frequencies, exact mode no features, and an
+    exact closed-form filter no frequencies: their training-mode passes leave the global RNG
+    where it was, and the stored projection in place."""
+    from flt3d.nn import SpectralFilter
+
+    q, k, v, pos, batch = graphs64
+    local = FLTAttention(2, 3, 3, redraw="train", cutoff=2.5, far=None).double().train()
+    exact = FLTAttention(
+        2, 3, 3, redraw="train", attention="exact", closed_form_rpe=True
+    ).double().train()
+    kernel = SpectralFilter(
+        2, 3, 3, redraw="train", attention="exact", closed_form=True
+    ).double().train()
+    for run in (
+        lambda: local(q, k, v, pos, batch),
+        lambda: exact(q, k, v, pos, batch),
+        lambda: kernel(v, pos, batch),
+    ):
+        state = torch.get_rng_state()
+        run()
+        assert torch.equal(torch.get_rng_state(), state)
+    projection = exact.projection.clone()
+    exact(q, k, v, pos, batch)
+    assert torch.equal(exact.projection, projection)
+    kernel.attention = "linear"  # the low-rank estimate draws fresh frequencies
+    state = torch.get_rng_state()
+    kernel(v, pos, batch)
+    assert not torch.equal(torch.get_rng_state(), state)
+
+
 def test_far_temperature_is_one_function_in_both_modes(graphs64, monkeypatch):
     """Content logits scaled by tau + (1 - tau) u(r): exact mode matches the formula pair by
     pair, linear mode equals exact when every pair is near, and its dense and neighbour-list
