@@ -92,7 +92,7 @@ def test_predict_prints_one_line_per_molecule(trained, capsys, tmp_path):
     code, out, err = _run(argv, capsys)
     assert code == 0, err
     lines = out.splitlines()
-    labels = ["CCO", "c1ccccc1", str(water), f"{two}#1", f"{two}#2"]
+    labels = ["CCO", "c1ccccc1", str(water), f"{two}#0", f"{two}#1"]  # from 0, as ASE
     assert len(lines) == len(labels)
     for label, line in zip(labels, lines):
         assert re.fullmatch(rf"{re.escape(label)}\tgap = {NUMBER} eV", line), line

@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Predict the trained property for molecules given as SMILES (3D geometry "
         "from RDKit, force-field relaxed) or files (xyz, extxyz, sdf, mol, smi); one line per "
         "molecule. With a point-cloud checkpoint: the class of each mesh or point file (off, "
-        "ply, obj, stl) and its probability, one line per file.",
+        "ply, obj, stl) and its probability, one line per file. A file of several molecules "
+        "or structures names each PATH#k, k from 0 (ASE's PATH@k).",
     )
     _add_checkpoint(command)
     command.add_argument(

@@ -55,7 +55,7 @@ def _molecules(args: argparse.Namespace, module, checkpoint: str) -> list[str]:
     for path in args.files:
         found = read_molecules(path, seed=args.seed)
         molecules.extend(found)
-        labels.extend(_labels(path, len(found), first=1))
+        labels.extend(_labels(path, len(found)))
     allowed = set(module.elements)
     for label, molecule in zip(labels, molecules):
         unknown = sorted(set(molecule.z.tolist()) - allowed)
@@ -89,7 +89,7 @@ def _structures(args: argparse.Namespace, module, checkpoint: str) -> list[str]:
         else:
             structures = read_structures(existing_file(path), energy_key=None)
         check_elements(structures, module.elements, source=path)
-        labels = _labels(path, len(structures), first=0)
+        labels = _labels(path, len(structures))
         try:
             predictions = module.predict_structures(structures)
         except ValueError as error:  # e.g. a periodic cell that the model cannot take
@@ -126,9 +126,10 @@ def _shapes(args: argparse.Namespace, module, data: dict) -> list[str]:
     return lines
 
 
-def _labels(path: str, count: int, *, first: int) -> list[str]:
-    # one item of a file is named by the file, several by PATH#k from k = first
-    return [path] if count == 1 else [f"{path}#{k}" for k in range(first, first + count)]
+def _labels(path: str, count: int) -> list[str]:
+    # one item of a file is named by the file, several by PATH#k from k = 0, for every kind of
+    # checkpoint: the index ASE's PATH@k selects, and the one check_elements' messages name
+    return [path] if count == 1 else [f"{path}#{k}" for k in range(count)]
 
 
 def _symbols(numbers: Sequence[int]) -> str:
