@@ -25,6 +25,7 @@ __all__ = [
     "budget_lr",
     "environment",
     "format_table",
+    "machine_load",
     "parameter_count",
     "train_for_budget",
     "write_json",
@@ -195,6 +196,20 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def machine_load(cpu_count: int | None = None) -> dict:
+    """The load averages over 1, 5 and 15 minutes (runnable processes, this one included), and
+    whether the machine was oversubscribed: more of them than cores over the last five minutes.
+    CPU-time budgets hold under load, but processes sharing a core's caches and memory
+    bandwidth take fewer steps in them, so step rates of such a run do not compare with those
+    of a quiet one."""
+    cores = cpu_count or os.cpu_count() or 1
+    try:
+        averages = [round(value, 2) for value in os.getloadavg()]
+    except OSError:  # no load average on this platform
+        return {"load_average": None, "oversubscribed": None}
+    return {"load_average": averages, "oversubscribed": averages[1] > cores}
+
+
 def environment(threads: int) -> dict:
     """What a result depends on besides the code: versions, the machine (CPU model and its
     matrix-product rate, measured now with ``threads`` threads) and the thread count."""
@@ -206,6 +221,14 @@ def environment(threads: int) -> dict:
         rate = matmul_gflops()
     finally:
         torch.set_num_threads(previous)
+    load = machine_load()
+    if load["oversubscribed"]:
+        print(
+            f"warning: the machine was oversubscribed during this run (5-minute load average "
+            f"{load['load_average'][1]} on {os.cpu_count()} cores): step rates and CPU-time "
+            "results do not compare with a quiet run",
+            file=sys.stderr,
+        )
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -216,6 +239,7 @@ def environment(threads: int) -> dict:
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "argv": sys.argv[1:],
+        **load,
     }
 
 

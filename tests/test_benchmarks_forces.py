@@ -43,3 +43,22 @@ def test_cost_checks_need_flat_time_and_the_memory_bar_at_1e5():
     assert flat.endswith(": MET") and memory.endswith(": MET")
     flat, memory = forces_long_range.cost_checks(curve((100.0, 110.0, 150.0), 8.5))
     assert flat.endswith("NOT MET") and memory.endswith("NOT MET")
+
+
+def test_machine_load_flags_more_runnable_processes_than_cores(monkeypatch):
+    import os
+
+    import _common
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.1, 2.6, 1.0))
+    assert _common.machine_load(cpu_count=2) == {
+        "load_average": [3.1, 2.6, 1.0],
+        "oversubscribed": True,
+    }
+    assert _common.machine_load(cpu_count=4)["oversubscribed"] is False
+
+    def missing():
+        raise OSError("no load average")
+
+    monkeypatch.setattr(os, "getloadavg", missing)
+    assert _common.machine_load(cpu_count=2) == {"load_average": None, "oversubscribed": None}
