@@ -692,6 +692,39 @@ def test_causal_large_keys_never_give_zero_rows():
             assert not bool(zero_rows.any()), (std, dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_causal_keys_far_apart_keep_earlier_rows_to_the_bit(dtype):
+    """A chunk's keys share one shift until a key lies far above it (here the second half's
+    keys, 40 times larger); rows from there on take the running maximum. Which rows do reads
+    no later key: the rows before are bit-identical to a run without the large keys, and the
+    output matches the same features' weights summed pair by pair, with no zero row."""
+    import flt3d.nn.attention as functional
+
+    gen = torch.Generator().manual_seed(3)
+    n, h, m, e = 150, 2, 8, 3
+    batch = torch.zeros(n, dtype=torch.long)
+    eq = torch.randn(n, h, m, generator=gen, dtype=torch.float64).to(dtype)
+    ek = torch.randn(n, h, m, generator=gen, dtype=torch.float64).to(dtype)
+    v = torch.randn(n, h, e, generator=gen, dtype=torch.float64).to(dtype)
+    far = ek.clone()
+    far[70:] *= 40.0  # exponents spread by hundreds: beyond the shared shift's margin
+    assert float(far.amax() - far.amin()) > functional._shift_margin(dtype)
+    near = functional.causal_linear_attention(eq, ek, v, batch, 1)
+    wide = functional.causal_linear_attention(eq, far, v, batch, 1)
+    assert torch.equal(near[:70], wide[:70])
+    assert bool(torch.isfinite(wide).all()) and bool((wide.abs().amax(-1) > 0).all())
+    # the same estimate summed pair by pair in float64, each row shifted by its largest term
+    eq64, far64, v64 = eq.double(), far.double(), v.double()
+    logits = eq64.unsqueeze(1) + far64.unsqueeze(0)  # [i, j, H, m]
+    allowed = torch.ones(n, n, dtype=torch.bool).tril()[..., None, None]
+    logits = logits.masked_fill(~allowed, -torch.inf)
+    top = logits.amax(dim=(1, 3), keepdim=True)
+    w = torch.exp(logits - top).sum(-1)  # [i, j, H]
+    ref = torch.einsum("ijh,jhe->ihe", w, v64) / w.sum(1).unsqueeze(-1)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(wide.double(), ref, rtol=tol, atol=tol)
+
+
 def test_redraw_train_draws_fresh_features_in_training_only(graphs64):
     q, k, v, pos, batch = graphs64
     att = moved(FLTAttention(2, 3, 3, redraw="train", num_features=16)).double()
