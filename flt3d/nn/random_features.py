@@ -146,15 +146,18 @@ def feature_exponents(x: Tensor, projection: Tensor, *, a: Tensor | float = 0.0)
     """
     _check_shapes(x, projection)
     proj = projection.to(x.dtype)
-    base = 0.5 * x.pow(2).sum(dim=-1, keepdim=True) + 0.5 * math.log(projection.shape[1])
+    # every term rides in one product: x gets the columns [a, c] and the projection [|w|^2, 1],
+    # so autograd keeps no [N, H, m] intermediate besides the result
+    c = -0.5 * x.pow(2).sum(dim=-1, keepdim=True) - 0.5 * math.log(projection.shape[1])
     if isinstance(a, float) and a == 0.0:
-        return torch.einsum("nhd,hmd->nhm", x, proj) - base
+        ones = proj.new_ones(*proj.shape[:2], 1)
+        return torch.einsum("nhd,hmd->nhm", torch.cat([x, c], -1), torch.cat([proj, ones], -1))
     a = torch.as_tensor(a, dtype=x.dtype, device=x.device)
     shrink = 1 - 4 * a
-    # scale x (small) rather than the [N, H, m] product, so autograd keeps no copy of the latter
-    exponent = torch.einsum("nhd,hmd->nhm", x * shrink.sqrt(), proj)
-    exponent = exponent + a * proj.pow(2).sum(-1).unsqueeze(0)
-    return exponent - base + 0.25 * x.shape[-1] * shrink.log()
+    c = c + 0.25 * x.shape[-1] * shrink.log()
+    columns = [x * shrink.sqrt(), a.expand(*x.shape[:2], 1), c.expand(*x.shape[:2], 1)]
+    rows = [proj, proj.pow(2).sum(-1, keepdim=True), proj.new_ones(*proj.shape[:2], 1)]
+    return torch.einsum("nhd,hmd->nhm", torch.cat(columns, -1), torch.cat(rows, -1))
 
 
 def optimal_a(rho: Tensor) -> Tensor:
@@ -174,7 +177,8 @@ def graph_optimal_a(x: Tensor, y: Tensor, batch: Tensor, num_graphs: int) -> Ten
     graph and head, read back per token: ``[N, H, 1]``. Graphs stay independent.
 
     Not detached: the output is then a differentiable function of the inputs, and its
-    gradient stays unbiased (the estimate's expectation does not depend on ``a``)."""
+    gradient stays unbiased (the estimate's expectation does not depend on ``a``); forces
+    are then the exact derivative of the energy computed."""
     counts = torch.bincount(batch, minlength=num_graphs).clamp_min(1).to(x.dtype).view(-1, 1)
     def mean(t):
         return t.new_zeros(num_graphs, *t.shape[1:]).index_add_(0, batch, t) / counts.view(
@@ -183,7 +187,8 @@ def graph_optimal_a(x: Tensor, y: Tensor, batch: Tensor, num_graphs: int) -> Ten
     sq = mean(x.pow(2).sum(-1)) + mean(y.pow(2).sum(-1))  # [G, H]
     cross = 2 * (mean(x) * mean(y)).sum(-1)
     rho = ((sq + cross) / x.shape[-1]).clamp_min(0.0)
-    return optimal_a(rho)[batch].unsqueeze(-1)
+    a = optimal_a(rho).unsqueeze(-1)  # [G, H, 1]
+    return a.expand(x.shape[0], -1, -1) if num_graphs == 1 else a[batch]
 
 
 def graph_shifted_features(
@@ -211,9 +216,11 @@ def graph_shifted_features(
     k_detached = k_exponent.detach()
     seg = k_detached.new_full((num_graphs, *k_detached.shape[1:]), -torch.inf)
     seg = seg.scatter_reduce(0, batch.view(-1, 1, 1).expand_as(k_detached), k_detached, reduce="amax")
-    peak = seg[batch]
-    row = (q_exponent.detach() + peak).amax(dim=-1, keepdim=True)
-    return torch.exp(q_exponent + peak - row), torch.exp(k_exponent - peak), row
+    peak = seg.expand_as(k_detached) if num_graphs == 1 else seg[batch]
+    shifted = q_exponent + peak
+    row = shifted.detach().amax(dim=-1, keepdim=True)
+    # in place: the sum's backward keeps neither input nor output
+    return torch.exp(shifted.sub_(row)), torch.exp(k_exponent - peak), row
 
 
 def _check_shapes(x: Tensor, projection: Tensor) -> None:
