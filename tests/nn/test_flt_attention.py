@@ -804,3 +804,30 @@ def test_far_temperature_is_one_function_in_both_modes(graphs64, monkeypatch):
         FLTAttention(2, 3, 3, spectrum="isotropic_mixture", cutoff=3.0, far=None, far_temperature=0.5)
     with pytest.raises(ValueError, match="far must be"):
         FLTAttention(2, 3, 3, spectrum="isotropic_mixture", cutoff=3.0, far="none")
+
+
+def test_causal_ordinary_keys_take_the_shared_shift(monkeypatch):
+    """Keys of ordinary size never build the [c, c, H, m] block of the running maximum: that
+    path is for keys far apart within a chunk, and it grew a 10^5-token sequence past 24 GB."""
+    import flt3d.nn.attention as functional
+
+    calls = []
+    slow = functional._run_exact_shift
+
+    def counted(*args):
+        calls.append(1)
+        return slow(*args)
+
+    monkeypatch.setattr(functional, "_run_exact_shift", counted)
+    gen = torch.Generator().manual_seed(0)
+    att = FLTAttention(2, 4, 1, spectrum="local", causal=True)
+    q, k, v = (torch.randn(600, 2, 4, generator=gen) for _ in range(3))
+    pos = torch.arange(600, dtype=torch.float32).unsqueeze(-1)
+    q.requires_grad_()
+    att(q, k, v, pos).square().sum().backward()  # forward, and its recomputation in backward
+    assert not calls
+    # exponents (not inputs) 40 times apart within a chunk do take it
+    eq, ek = (torch.randn(300, 2, 8, generator=gen) for _ in range(2))
+    ek[150:] *= 40.0
+    functional.causal_linear_attention(eq, ek, v[:300], torch.zeros(300, dtype=torch.long), 1)
+    assert calls
