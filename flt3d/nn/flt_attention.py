@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from flt3d.nn.attention import causal_linear_attention, linear_attention, linear_attention_sums
+from flt3d.nn.attention import linear_attention, linear_attention_sums
+from flt3d.nn.causal_attention import causal_linear_attention
 from flt3d.nn.densities import make_spectrum
 from flt3d.nn.flt_checks import check_inputs, check_options
 from flt3d.nn.flt_exact import exact_forward

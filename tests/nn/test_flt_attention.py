@@ -269,6 +269,7 @@ def test_mul_mask_linear_normaliser_is_positive_for_every_draw(monkeypatch, spec
     attention's sums (bidirectional), and of each causal chunk's prefix sums.
     """
     import flt3d.nn.attention as functional
+    import flt3d.nn.causal_attention as causal
     import flt3d.nn.flt_attention as module
 
     normalisers = []
@@ -278,7 +279,7 @@ def test_mul_mask_linear_normaliser_is_positive_for_every_draw(monkeypatch, spec
         normalisers.append(sums[..., -1])
         return functional.linear_attention(phi_q, phi_k, v, batch, num_graphs, **options)
 
-    chunk = functional._causal_chunk
+    chunk = causal._causal_chunk
 
     def recording_chunk(*args):
         out, state, peak = chunk(*args)
@@ -286,7 +287,7 @@ def test_mul_mask_linear_normaliser_is_positive_for_every_draw(monkeypatch, spec
         return out, state, peak
 
     monkeypatch.setattr(module, "linear_attention", recording_linear)
-    monkeypatch.setattr(functional, "_causal_chunk", recording_chunk)
+    monkeypatch.setattr(causal, "_causal_chunk", recording_chunk)
 
     gen = torch.Generator().manual_seed(7)
     n, h, d = 40, 4, 3
@@ -698,7 +699,7 @@ def test_causal_keys_far_apart_keep_earlier_rows_to_the_bit(dtype):
     keys, 40 times larger); rows from there on take the running maximum. Which rows do reads
     no later key: the rows before are bit-identical to a run without the large keys, and the
     output matches the same features' weights summed pair by pair, with no zero row."""
-    import flt3d.nn.attention as functional
+    import flt3d.nn.causal_attention as functional
 
     gen = torch.Generator().manual_seed(3)
     n, h, m, e = 150, 2, 8, 3
@@ -809,7 +810,7 @@ def test_far_temperature_is_one_function_in_both_modes(graphs64, monkeypatch):
 def test_causal_ordinary_keys_take_the_shared_shift(monkeypatch):
     """Keys of ordinary size never build the [c, c, H, m] block of the running maximum: that
     path is for keys far apart within a chunk, and it grew a 10^5-token sequence past 24 GB."""
-    import flt3d.nn.attention as functional
+    import flt3d.nn.causal_attention as functional
 
     calls = []
     slow = functional._run_exact_shift
