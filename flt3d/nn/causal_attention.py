@@ -28,9 +28,10 @@ def _shift_margin(dtype: torch.dtype) -> float:
     return math.log(torch.finfo(dtype).max) / 3
 
 
-def _run_exact_shift(eq, ek, prev, run):
+def _run_exact_shift(eq, ek, prev):
     # a masked [n, n, H, m] block, each key shifted by the running maximum at each query row
     n = eq.shape[0]
+    run = torch.maximum(torch.cummax(ek.detach(), dim=0).values, prev)  # [n, H, m]
     row = (eq.detach() + run).amax(dim=-1, keepdim=True)
     a = torch.exp(eq + run - row)  # <= 1, and 1 where the row's maximum is
     allowed = torch.ones(n, n, dtype=torch.bool, device=eq.device).tril()[..., None, None]
@@ -39,7 +40,7 @@ def _run_exact_shift(eq, ek, prev, run):
     return scores, a * torch.exp(prev - run)
 
 
-def _run_shared_shift(eq, ek, prev, run, wide):
+def _run_shared_shift(eq, ek, prev, wide):
     # keys shifted by one [H, m] shift known at the run's first row (the graph's maximum so
     # far, or that row's key): the block is a product of [n, H, m] features. Where the keys
     # are ``wide`` (some feature spans more than the margin), rows from the first key more
@@ -56,7 +57,7 @@ def _run_shared_shift(eq, ek, prev, run, wide):
     over = (detached - shift).flatten(1).amax(dim=1) > margin if wide else None  # [n]
     if over is not None and bool(over.any()):  # the choice per row reads no later key
         slow = torch.cummax(over.to(torch.uint8), dim=0).values.bool()
-        exact_scores, exact_carried = _run_exact_shift(eq, ek, prev, run)
+        exact_scores, exact_carried = _run_exact_shift(eq, ek, prev)
         scores = torch.where(slow.view(-1, 1, 1), exact_scores, scores)
         carried = torch.where(slow.view(-1, 1, 1), exact_carried, carried)
     return scores, carried
@@ -87,9 +88,8 @@ def _causal_chunk(
         graphs, q_exponent.split(sizes), k_exponent.split(sizes), v.split(sizes), *split
     ):
         prev = peak[g]  # [H, m]; -inf before the graph's first key
-        run = torch.maximum(torch.cummax(ek.detach(), dim=0).values, prev)  # [n, H, m]
-        top = run[-1]
-        scores, carried = _run_shared_shift(eq, ek, prev, run, wide)
+        top = torch.maximum(ek.detach().amax(dim=0), prev)  # [H, m]
+        scores, carried = _run_shared_shift(eq, ek, prev, wide)
         fresh = torch.exp(ek - top)
         if pq is None:
             out = torch.einsum("ijh,jhe->ihe", scores, vs)
