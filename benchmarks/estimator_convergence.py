@@ -7,10 +7,11 @@ the relative output error ``|out_linear - out_exact| / |out_exact|`` is the RMS 
 draws of the projection; exact mode uses the same frequencies, so only the kernel's random
 features differ. The bar is judged on the upper ends of 95 % bootstrap intervals (2,000
 resamples of the draws at each m): the error at m = 4096 and the slope must meet it there,
-not only at the point estimates. The ``exp`` rows are repeated with the RPE scaled to a spectral mass of
-0.25 (a smooth, weak RPE), since the random features' variance grows with the mass.
+not only at the point estimates. The ``exp`` rows are repeated with the RPE scaled to a
+spectral mass of 0.25 (a smooth, weak RPE), since the random features' variance grows with
+the mass.
 
-    python benchmarks/estimator_convergence.py        # about five minutes
+    python benchmarks/estimator_convergence.py        # about two minutes
 """
 
 from __future__ import annotations
