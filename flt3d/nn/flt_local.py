@@ -14,6 +14,7 @@ from torch import Tensor
 from flt3d.nn.graph import distance, gather, graph_pairs
 from flt3d.nn.neighbors import cosine_cutoff, local_neighbors
 from flt3d.nn.pairs import pair_chunking, pair_max, pair_sum, row_max
+from flt3d.nn.precision import floored_exp
 
 if TYPE_CHECKING:
     from flt3d.nn.flt_attention import FLTAttention
@@ -46,7 +47,7 @@ def local_attention(
 
     def message(q_i, shift_i, k_j, v_j, delta_p):
         envelope = cosine_cutoff(distance(delta_p), layer.cutoff).unsqueeze(-1)
-        w = envelope * torch.exp(log_weight(q_i, k_j, delta_p) - shift_i)
+        w = envelope * floored_exp(log_weight(q_i, k_j, delta_p) - shift_i)
         v1 = torch.cat([v_j, v_j.new_ones(*v_j.shape[:-1], 1)], dim=-1)
         return w.unsqueeze(-1) * v1
 
@@ -58,7 +59,7 @@ def local_attention(
         log_w = log_weight(gather(q, i), gather(k, j), delta)  # [P, H]
         top = row_max(log_w, i, v.shape[0])
         envelope = cosine_cutoff(distance(delta), layer.cutoff).unsqueeze(-1)
-        w = envelope * torch.exp(log_w - gather(top, i))
+        w = envelope * floored_exp(log_w - gather(top, i))
         num = v.new_zeros(v.shape).index_add(0, i, w.unsqueeze(-1) * gather(v, j))
         den = w.new_zeros(v.shape[0], layer.heads).index_add(0, i, w)
         return num / den.unsqueeze(-1)

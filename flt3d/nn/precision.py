@@ -1,4 +1,5 @@
-"""Geometry in full precision under autocast.
+"""Numerics of the layers: geometry in full precision under autocast, and exponentials that
+never return subnormal numbers.
 
 Under ``torch.autocast`` a matrix product runs in bfloat16 or float16, whose 8 or 11
 significant bits cannot hold coordinates: in bfloat16, 1001 is 1000 and the positions of a
@@ -7,18 +8,24 @@ them are wrong before any attention is computed. :func:`full_precision` runs a l
 geometry and attention outside autocast, on its floating inputs promoted to at least float32;
 the layers around it (the projections to queries, keys and values, the MLPs) keep their
 reduced precision.
+
+:func:`floored_exp` is ``exp`` floored at the dtype's smallest normal number. Radial bumps,
+Gaussian envelopes and attention weights far from their centre have exponents far below
+``log(tiny)`` (-87 in float32); there ``exp`` underflows to subnormals or zero, which takes a slow
+path on x86 CPUs: ten times slower on a filter's ``[3444, 16]`` exponents.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
 import torch
 from torch import Tensor
 
-__all__ = ["full_precision"]
+__all__ = ["floored_exp", "full_precision"]
 
 F = TypeVar("F", bound=Callable)
 
@@ -65,3 +72,19 @@ def full_precision(method: F) -> F:
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def floored_exp(x: Tensor) -> Tensor:
+    """``exp(x)`` with ``x`` clamped from below at ``log(tiny) + 0.001``, ``tiny`` the smallest
+    normal number of its dtype (-87.3 in float32, -708.4 in float64): below it ``exp`` would
+    return a subnormal number or zero.
+
+    Values change only there, to just above ``tiny``, and the gradient there is zero instead
+    of a subnormal.
+
+    Example:
+        >>> import torch
+        >>> floored_exp(torch.tensor([0.0, -1000.0])).tolist()
+        [1.0, 1.176666116598156e-38]
+    """
+    return torch.exp(x.clamp_min(math.log(torch.finfo(x.dtype).tiny) + 1e-3))

@@ -8,6 +8,8 @@ so under bf16 autocast they give the float32 result on the same (bf16-rounded) i
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -113,3 +115,22 @@ def test_outside_autocast_a_bfloat16_layer_stays_bfloat16():
     q = torch.randn(5, 1, 4, dtype=torch.bfloat16)
     pos = torch.arange(5, dtype=torch.bfloat16).unsqueeze(1)
     assert attn(q, q, q, pos).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_floored_exp_is_exp_down_to_the_smallest_normal_number(dtype):
+    from flt3d.nn.precision import floored_exp
+
+    tiny = torch.finfo(dtype).tiny
+    x = torch.linspace(-2000.0, 5.0, 20001, dtype=dtype, requires_grad=True)
+    y = floored_exp(x)
+    exact = torch.exp(x.detach())
+    normal = x.detach() >= math.log(tiny) + 1e-3
+    assert normal.any() and (~normal).any()
+    assert torch.equal(y.detach()[normal], exact[normal])  # bit for bit where exp is normal
+    floor = y.detach()[~normal]  # just above tiny: normal, and negligible
+    assert float(floor.min()) >= tiny and float(floor.max()) <= tiny * 1.002
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(grad[normal], exact[normal])  # d/dx exp = exp
+    assert float(grad[~normal].abs().max()) == 0.0  # below the floor: flat, not subnormal
+

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from flt3d.nn.densities._common import _check_per_component, _logit
+from flt3d.nn.precision import floored_exp
 from flt3d.nn.spectrum import Spectrum
 
 __all__ = ["GaussianMixture", "IsotropicMixture", "GaussianKernel"]
@@ -145,13 +146,13 @@ class GaussianMixture(Spectrum):
         sigma = self.width.to(delta.dtype)
         if self.isotropic:  # zero means: a sum of Gaussians of the distance
             r2 = delta.pow(2).sum(-1)[..., None, None]  # [..., 1, 1]
-            envelope = torch.exp(-2 * math.pi**2 * r2 * sigma.squeeze(-1).pow(2))
+            envelope = floored_exp(-2 * math.pi**2 * r2 * sigma.squeeze(-1).pow(2))
             return (self.weight.to(delta.dtype) * envelope).sum(-1)
         d = delta.unsqueeze(-2).unsqueeze(-2)  # [..., 1, 1, D]
         quad = (d.pow(2) * sigma.pow(2)).sum(-1)  # [..., H, B]
         phase = 2 * math.pi * (d * self.mean.to(delta.dtype)).sum(-1)
         wave = phase.cos() + (phase.sin() if self.directional else 0.0)
-        envelope = torch.exp(-2 * math.pi**2 * quad)
+        envelope = floored_exp(-2 * math.pi**2 * quad)
         return (self.weight.to(delta.dtype) * envelope * wave).sum(-1)
 
     def extra_repr(self) -> str:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from flt3d.nn.densities._common import _check_per_component, _logit
 from flt3d.nn.densities.special import _log_sphere_mean_exp, _sphere_mean_cos
 from flt3d.nn.graph import distance
+from flt3d.nn.precision import floored_exp
 from flt3d.nn.spectrum import Spectrum
 
 __all__ = ["RadialMixture", "RadialBasis"]
@@ -158,7 +159,7 @@ class RadialMixture(_SharedShells):
         r = distance(delta).unsqueeze(-1)  # [..., 1]
         sigma = self.width.to(delta.dtype)
         wave = _sphere_mean_cos(2 * math.pi * self.radius.to(delta.dtype) * r, self.pos_dim)
-        return torch.exp(-2 * math.pi**2 * sigma.pow(2) * r.pow(2)) * wave
+        return floored_exp(-2 * math.pi**2 * sigma.pow(2) * r.pow(2)) * wave
 
 
 class RadialBasis(_SharedShells):
@@ -284,4 +285,4 @@ class RadialBasis(_SharedShells):
         t = 2 * r * c / w.pow(2)
         safe = torch.where(t > 1e-6, r, torch.ones_like(r))
         ratio = torch.where(t > 1e-6, -torch.expm1(-t) * c / safe, 2 * c.pow(2) / w.pow(2))
-        return torch.exp(-0.5 * (r - c).pow(2) / w.pow(2)) * ratio
+        return floored_exp(-0.5 * (r - c).pow(2) / w.pow(2)) * ratio
