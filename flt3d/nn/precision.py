@@ -9,10 +9,11 @@ geometry and attention outside autocast, on its floating inputs promoted to at l
 the layers around it (the projections to queries, keys and values, the MLPs) keep their
 reduced precision.
 
-:func:`floored_exp` is ``exp`` floored at the dtype's smallest normal number. Radial bumps,
-Gaussian envelopes and attention weights far from their centre have exponents far below
+:func:`floored_exp` is ``exp`` floored just above the dtype's smallest normal number. Radial
+bumps, Gaussian envelopes and attention weights far from their centre have exponents far below
 ``log(tiny)`` (-87 in float32); there ``exp`` underflows to subnormals or zero, which takes a slow
-path on x86 CPUs: ten times slower on a filter's ``[3444, 16]`` exponents.
+path on x86 CPUs: ten times slower where every exponent underflows, and 184 against 81 µs on a
+radial basis's ``[3444, 16]`` exponents of a copper cluster batch, 6 % of which underflow.
 """
 
 from __future__ import annotations
