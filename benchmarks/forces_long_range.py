@@ -183,6 +183,7 @@ def build(variant: str, stats: dict, args) -> nn.Module:
             # a local model's only low-rank part is the charges' kernel
             "num_frequencies": args.charge_frequencies,
             "charges_spectrum": getattr(args, "charges_spectrum", "isotropic_mixture"),
+            "neutral_charges": getattr(args, "neutral_charges", False),
         }
     options = dict(
         hidden_channels=args.hidden,
@@ -522,6 +523,11 @@ def main(argv=None) -> dict:
         default="isotropic_mixture",
         choices=("isotropic_mixture", "coulomb"),
         help="family of the latent charges' kernels (Gaussians in distance, or 1/r)",
+    )
+    parser.add_argument(
+        "--neutral-charges",
+        action="store_true",
+        help="flt_charges' charges sum to zero per structure (for neutral data: EMT)",
     )
     parser.add_argument(
         "--charges-attention",

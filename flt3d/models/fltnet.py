@@ -120,6 +120,9 @@ class FLTNet(BlockModel):
             ``"isotropic_mixture"``: Gaussians in distance; ``"coulomb"``:
             :class:`~flt3d.nn.CoulombKernel`, :math:`1/r` at every range beyond a learned
             smoothing length).
+        neutral_charges: each latent charge channel sums to zero in every structure
+            (default ``False``; see :class:`~flt3d.nn.LatentCharges`' ``neutral``): for data
+            whose structures are all neutral.
         elements: allowed elements, atomic numbers or symbols (default H, C, N, O, F).
         mean: target mean (or per-atom mean for extensive heads) (default ``0.0``).
         std: target std (or per-atom std) (default ``1.0``).
@@ -175,6 +178,7 @@ class FLTNet(BlockModel):
         long_range_filter: str | None = None,
         latent_charges: int = 0,
         charges_spectrum: str = "isotropic_mixture",
+        neutral_charges: bool = False,
         elements: Sequence[int | str] = (1, 6, 7, 8, 9),
         mean: float | Sequence[float] = 0.0,
         std: float | Sequence[float] = 1.0,

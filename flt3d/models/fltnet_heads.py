@@ -49,4 +49,5 @@ def charges_term(config: Mapping[str, Any]) -> LatentCharges | None:
         sampler=config["sampler"],
         nodes=config["nodes"],
         redraw=config["redraw"],
+        neutral=config["neutral_charges"],
     )

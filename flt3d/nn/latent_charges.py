@@ -32,6 +32,7 @@ import math
 import torch
 from ase import units
 from torch import Tensor, nn
+from torch_geometric.utils import scatter
 
 from flt3d.nn.graph import center_pos, check_batch
 from flt3d.nn.pairs import pair_sum
@@ -111,6 +112,11 @@ class LatentCharges(nn.Module):
             :class:`~flt3d.nn.SpectralFilter`).
         scale: factor on the energy (default :math:`k_e / \ell`, eV, see the module
             docstring).
+        neutral: every channel's charges sum to zero in each structure (default ``False``):
+            :math:`q_{ic} - \frac{1}{N_g}\sum_{j\in g} q_{jc}`, for structures known to be
+            neutral. Free charges carry a net charge per channel whose self-energy grows with
+            the structure (:math:`\sim Q^2 / R`) and which the forces' gradients follow
+            before any local detail.
 
     Shapes:
         - **input:** h ``[N, in_channels]``, pos ``[N, 3]``, batch ``[N]`` (optional).
@@ -136,11 +142,13 @@ class LatentCharges(nn.Module):
         nodes: str = "quadrature",
         redraw: str = "train",
         scale: float | None = None,
+        neutral: bool = False,
     ) -> None:
         super().__init__()
         if channels < 1:
             raise ValueError(f"channels must be positive, got {channels}")
         self.channels = channels
+        self.neutral = bool(neutral)
         self.scale = COULOMB_EV_A / length_scale if scale is None else float(scale)
         self.charges = nn.Linear(in_channels, channels)
         self.kernel = SpectralFilter(
@@ -165,9 +173,16 @@ class LatentCharges(nn.Module):
         nn.init.zeros_(self.charges.bias)
         self.kernel.reset_parameters()
 
-    def charge(self, h: Tensor) -> Tensor:
-        """The latent charges ``[N, C]`` of representations ``h [N, in_channels]``."""
-        return self.charges(h)
+    def charge(
+        self, h: Tensor, batch: Tensor | None = None, num_graphs: int | None = None
+    ) -> Tensor:
+        """The latent charges ``[N, C]`` of representations ``h [N, in_channels]`` (with
+        ``neutral``, summing to zero over each structure of ``batch``)."""
+        q = self.charges(h)
+        if not self.neutral:
+            return q
+        batch, num_graphs = check_batch(batch, h.shape[0], h.device, num_graphs)
+        return q - scatter(q, batch, dim=0, dim_size=num_graphs, reduce="mean")[batch]
 
     @full_precision
     def forward(
@@ -175,7 +190,7 @@ class LatentCharges(nn.Module):
     ) -> Tensor:
         """Energy per structure; see the class docstring for shapes."""
         batch, num_graphs = check_batch(batch, h.shape[0], h.device, num_graphs)
-        q = self.charges(h)
+        q = self.charge(h, batch, num_graphs)
         if self.kernel.attention == "linear":
             pos = center_pos(pos.to(q.dtype), batch, num_graphs)
             xi, a, _ = self.kernel.spectrum.estimate(self.kernel.frequencies())
@@ -186,4 +201,6 @@ class LatentCharges(nn.Module):
         return per_atom.new_zeros(num_graphs, 1).index_add(0, batch, per_atom)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, scale={self.scale:g}"
+        return f"channels={self.channels}, scale={self.scale:g}" + (
+            ", neutral=True" if self.neutral else ""
+        )

@@ -46,12 +46,7 @@ def set_attention(module: nn.Module, attention: str) -> nn.Module:
     Returns:
         ``module``, for chaining.
     """
-    if attention not in ATTENTIONS:  # also where the module holds no FLT layer
-        raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
-    for m in module.modules():
-        if isinstance(m, LayerModes):
-            m.attention = attention
-    return module
+    return _set_every(module, "attention", attention, ATTENTIONS)
 
 
 def set_redraw(module: nn.Module, redraw: str) -> nn.Module:
@@ -60,9 +55,13 @@ def set_redraw(module: nn.Module, redraw: str) -> nn.Module:
     Returns:
         ``module``, for chaining.
     """
-    if redraw not in REDRAWS:  # also where the module holds no FLT layer
-        raise ValueError(f"redraw must be 'never' or 'train', got {redraw!r}")
+    return _set_every(module, "redraw", redraw, REDRAWS)
+
+
+def _set_every(module: nn.Module, name: str, value: str, allowed: tuple[str, ...]) -> nn.Module:
+    if value not in allowed:  # checked here too: the module may hold no FLT layer
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     for m in module.modules():
         if isinstance(m, LayerModes):
-            m.redraw = redraw
+            setattr(m, name, value)
     return module

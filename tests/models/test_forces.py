@@ -76,6 +76,16 @@ CASES = {
         {"far_attention": False, "latent_charges": 3, "charges_spectrum": "coulomb"},
         90,
     ),
+    "linear neutral Coulomb charges": (
+        "linear",
+        {
+            "far_attention": False,
+            "latent_charges": 3,
+            "charges_spectrum": "coulomb",
+            "neutral_charges": True,
+        },
+        90,
+    ),
 }
 
 

@@ -122,6 +122,31 @@ def test_fltnet_adds_the_term_and_checks_its_head():
         LatentCharges(12, 0)
 
 
+@pytest.mark.parametrize("attention", ["exact", "linear"])
+def test_neutral_charges_sum_to_zero_and_ignore_a_common_shift(attention):
+    neutral = layer(attention, neutral=True)
+    free = layer(attention)
+    h, pos = droplet(30, seed=2)
+    batch = torch.cat([torch.zeros(12, dtype=torch.long), torch.ones(18, dtype=torch.long)])
+    with torch.no_grad():
+        q = neutral.charge(h, batch)
+        totals = q.new_zeros(2, 3).index_add(0, batch, q)
+        torch.testing.assert_close(
+            totals, torch.zeros(2, 3, dtype=torch.float64), rtol=0, atol=1e-12
+        )
+        # a neutral layer's energy is the free layer's on the centred charges
+        free.charges.bias.sub_(free.charges(h)[batch == 0].mean(0))
+        torch.testing.assert_close(
+            neutral(h[:12], pos[:12]), free(h[:12], pos[:12]), rtol=1e-10, atol=0
+        )
+        energy = neutral(h, pos, batch)
+        for module in (neutral, free):
+            module.charges.bias.add_(0.7)  # the same charge added on every atom
+        torch.testing.assert_close(neutral(h, pos, batch), energy, rtol=1e-10, atol=0)
+        assert (free(h, pos, batch) - energy).abs().min() > 1e-2
+    assert "neutral=True" in repr(neutral)
+
+
 def test_more_frequencies_at_evaluation_shrink_the_linear_error():
     """set_num_frequencies: a fresh, larger draw; the error over draws falls (float64)."""
     module = layer("exact", num_frequencies=16)
