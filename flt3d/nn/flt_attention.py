@@ -350,7 +350,7 @@ class FLTAttention(LayerModes, nn.Module):
         if self.attention == "exact":
             return exact_forward(self, q, k, v, pos, batch, num_graphs, sizes, frequencies)
         xq, xk, psi, eq, ek = kernel_exponents(
-            self, q, k, pos, frequencies, projection, batch, num_graphs
+            self, q, k, pos, frequencies, projection, batch, num_graphs, sizes
         )
         outer = mul_factors(self, psi, q.shape[0], frequencies)
         if self.causal:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from flt3d.nn.random_features import feature_exponents, graph_optimal_a
+from flt3d.nn.random_features import feature_exponents, shrunk_exponents
 
 if TYPE_CHECKING:
     from flt3d.nn.flt_attention import FLTAttention
@@ -31,12 +31,18 @@ def _kernel_inputs(layer: FLTAttention, q: Tensor, k: Tensor, pos: Tensor, frequ
     return xq, xk, psi
 
 
-def kernel_exponents(layer: FLTAttention, q, k, pos, frequencies, projection, batch, num_graphs):
+def kernel_exponents(
+    layer: FLTAttention, q, k, pos, frequencies, projection, batch, num_graphs, sizes=None
+):
     """``(xq, xk, psi, eq, ek)``: the random-feature exponents of queries and keys, with their
-    inputs and the RPE features, shifted by the graph-optimal a (a = 0 when causal)."""
+    inputs and the RPE features: shrunk per graph (:func:`~flt3d.nn.random_features.
+    shrunk_exponents`), or plain FAVOR+ when causal (a graph's statistics would let a token
+    see its successors)."""
     xq, xk, psi = _kernel_inputs(layer, q, k, pos, frequencies)
-    a = 0.0 if layer.causal else graph_optimal_a(xq, xk, batch, num_graphs)
-    eq, ek = feature_exponents(xq, projection, a=a), feature_exponents(xk, projection, a=a)
+    if layer.causal:
+        eq, ek = feature_exponents(xq, projection), feature_exponents(xk, projection)
+    else:
+        eq, ek = shrunk_exponents(xq, xk, projection, batch, num_graphs, sizes=sizes)
     return xq, xk, psi, eq, ek
 
 

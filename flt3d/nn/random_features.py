@@ -1,4 +1,4 @@
-"""FAVOR+ positive random features for the softmax kernel."""
+"""Positive random features of the softmax kernel: FAVOR+ and its per-graph shrunk form."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import math
 import torch
 from torch import Tensor
 
+from flt3d.nn.graph import dense_batch, graph_sizes
+
 __all__ = [
     "orthogonal_gaussian",
     "positive_features",
     "feature_exponents",
-    "optimal_a",
-    "graph_optimal_a",
+    "graph_pair_moments",
+    "shrunk_exponents",
     "graph_shifted_features",
 ]
 
@@ -130,9 +132,9 @@ def feature_exponents(x: Tensor, projection: Tensor, *, a: Tensor | float = 0.0)
         - \tfrac12\lVert x\rVert^2 + \tfrac{D}{4}\log(1 - 4a) - \tfrac12\log m,
 
     for which :math:`\mathbb E_w[\phi(x)\cdot\phi(y)] = e^{x\cdot y}` for every
-    :math:`a < 1/8` (``D`` the input dimension). ``a = 0`` is FAVOR+; :func:`optimal_a` gives
-    the ``a`` of least variance (the generalised exponential features of Likhosherstov et
-    al., 2022). Working with exponents lets callers choose shifts that can neither overflow nor
+    :math:`a < 1/8` (``D`` the input dimension). ``a = 0`` is FAVOR+, ``a < 0`` shrinks the
+    projections (the generalised exponential features of Likhosherstov et al., 2022), and
+    :func:`shrunk_exponents` shrinks them by a matrix fitted to each graph. Working with exponents lets callers choose shifts that can neither overflow nor
     underflow a whole row.
 
     Args:
@@ -160,35 +162,96 @@ def feature_exponents(x: Tensor, projection: Tensor, *, a: Tensor | float = 0.0)
     return torch.einsum("nhd,hmd->nhm", torch.cat(columns, -1), torch.cat(rows, -1))
 
 
-def optimal_a(rho: Tensor) -> Tensor:
-    r"""The variance-minimising ``a`` of :func:`feature_exponents` for
-    :math:`\rho = \mathbb E\lVert x + y\rVert^2 / D`:
-    :math:`a^* = \tfrac1{16}\big(1 - 2\rho - \sqrt{(2\rho + 1)^2 + 8\rho}\big) \le 0`.
+def graph_pair_moments(x: Tensor, y: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+    r"""Each graph's :math:`M = \mathbb E_{i,j}[(x_i + y_j)(x_i + y_j)^\top]` over its
+    query-key pairs (the mean second moments of ``x`` and ``y`` plus their means' cross
+    terms), ``[G, H, D, D]``, from ``x`` and ``y`` ``[N, H, D]``: what
+    :func:`shrunk_exponents` shrinks the features along."""
+    (xd, yd), counts, _ = _graph_blocks(x, y, batch, num_graphs)
+    return _pair_moments(xd, yd, counts)
 
-    It minimises the second moment of :math:`\phi(x)\cdot\phi(y)`, whose log is
-    :math:`D\,[\log(1-4a) - \tfrac12\log(1-8a) + 2\rho\,\tfrac{1-4a}{1-8a}]` up to terms free of
-    ``a``; ``a = 0`` (FAVOR+) is optimal only for :math:`\rho = 0`.
+
+def _graph_blocks(x: Tensor, y: Tensor, batch: Tensor, num_graphs: int, sizes=None):
+    """``x`` and ``y`` as zero-padded ``[G, n, H, D]`` blocks, the tokens per graph, and the
+    map back to tokens (``[G, n, ...] -> [N, ...]``); one graph is one block, uncopied.
+    ``sizes``: the batch's :class:`~flt3d.nn.graph.GraphSizes`, if known (no host sync)."""
+    if num_graphs == 1:
+        counts = x.new_full((1,), max(x.shape[0], 1))
+        return (x.unsqueeze(0), y.unsqueeze(0)), counts, lambda d: d[0]
+    sizes = graph_sizes(batch, num_graphs) if sizes is None else sizes
+    blocks, real, perm = dense_batch([x, y], batch, sizes)
+    counts = real.sum(1).clamp_min(1).to(x.dtype)
+
+    def tokens(d: Tensor) -> Tensor:
+        return d.new_zeros(x.shape[0], *d.shape[2:]).index_copy(0, perm, d[real])
+
+    return blocks, counts, tokens
+
+
+def _pair_moments(xd: Tensor, yd: Tensor, counts: Tensor) -> Tensor:
+    per = counts.view(-1, 1, 1, 1)
+    both = torch.cat([xd, yd], dim=1)  # [G, 2n, H, D]: one product for both second moments
+    second = torch.einsum("gnhd,gnhe->ghde", both, both) / per
+    cross = torch.einsum("ghd,ghe->ghde", xd.sum(1), yd.sum(1)) / per.pow(2)
+    return second + cross + cross.transpose(-1, -2)
+
+
+def shrunk_exponents(
+    x: Tensor, y: Tensor, projection: Tensor, batch: Tensor, num_graphs: int, *, sizes=None
+) -> tuple[Tensor, Tensor]:
+    r"""Exponents of query and key random features shrunk per graph along the principal
+    directions of its inputs: the matrix form of :func:`feature_exponents`' ``a``,
+
+    .. math::
+        \log\phi(x)_m = w_m^\top A w_m + w_m^\top B x - \tfrac12\lVert x\rVert^2
+        + \tfrac12\log\det B - \tfrac12\log m, \qquad B = I + M,\ A = \tfrac14(I - B^2),
+
+    with ``M`` the graph's :func:`graph_pair_moments`. For every symmetric positive definite
+    ``B`` the estimate is unbiased, :math:`\mathbb E_w[\phi(x)\cdot\phi(y)] = e^{x\cdot y}`
+    (``B = b I`` is :func:`feature_exponents` with :math:`1 - 4a = b^2`). Along an eigenvector
+    of ``M`` with eigenvalue :math:`\rho`, :math:`b = 1 + \rho` is the variance-optimal shrink
+    of the generalised exponential features to first order (:math:`b^2 = 1 + 2\rho +
+    O(\rho^2)`), fitted direction by direction rather than one scalar for all (``M = 0`` is
+    FAVOR+); for large :math:`\rho` it shrinks more than the optimum, which grows like
+    :math:`\sqrt\rho`, at a small cost in variance. ``B`` shares ``M``'s eigenvectors, which
+    matters: a Cholesky factor of :math:`I + 2M` in its place is as unbiased but noisier.
+    Each graph's ``M`` comes from its own queries and keys, so graphs stay independent; it is
+    not detached, so forces are the exact derivative of the energy computed, and it takes no
+    eigenvectors (smooth and twice differentiable where ``M`` has repeated eigenvalues).
+    Several graphs are laid out as padded ``[G, n_max, H, D]`` blocks (one graph is not
+    copied).
+
+    Args:
+        x: queries, ``[N, H, D]``.
+        y: keys, ``[N, H, D]``.
+        projection: ``[H, m, D]``, rows marginally standard Gaussian.
+        batch: graph id per token, ``[N]``.
+        num_graphs: number of graphs.
+        sizes: the batch's :class:`~flt3d.nn.graph.GraphSizes`, if known (saves a host sync).
+
+    Returns:
+        ``(query exponents, key exponents)``, each ``[N, H, m]``.
     """
-    return (1 - 2 * rho - torch.sqrt((2 * rho + 1).pow(2) + 8 * rho)) / 16
+    _check_shapes(x, projection)
+    _check_shapes(y, projection)
+    proj = projection.to(x.dtype)
+    blocks, counts, tokens = _graph_blocks(x, y, batch, num_graphs, sizes)
+    moments = _pair_moments(*blocks, counts)  # [G, H, D, D]
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    shrink = eye + moments  # B
+    half_logdet = torch.linalg.cholesky(shrink).diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    # w^T A w = -w^T (2M + M^2) w / 4, one product with the projections' outer squares
+    squares = torch.einsum("hmd,hme->hmde", proj, proj).flatten(-2)  # no gradient
+    quad_form = (2 * moments + moments @ moments).flatten(-2)
+    quad = -0.25 * torch.einsum("ghk,hmk->ghm", quad_form, squares)  # [G, H, m]
+    const = half_logdet.unsqueeze(-1) + quad - 0.5 * math.log(proj.shape[1])  # [G, H, m]
 
+    def exponents(block: Tensor, t: Tensor) -> Tensor:
+        shrunk = torch.einsum("gnhe,ghde->gnhd", block, shrink)  # B x
+        e = torch.einsum("gnhd,hmd->gnhm", shrunk, proj) + const.unsqueeze(1)
+        return tokens(e) - 0.5 * t.pow(2).sum(-1, keepdim=True)
 
-def graph_optimal_a(x: Tensor, y: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
-    """:func:`optimal_a` from each graph's queries ``x`` and keys ``y`` (``[N, H, D]``), per
-    graph and head, read back per token: ``[N, H, 1]``. Graphs stay independent.
-
-    Not detached: the output is then a differentiable function of the inputs, and its
-    gradient stays unbiased (the estimate's expectation does not depend on ``a``); forces
-    are then the exact derivative of the energy computed."""
-    counts = torch.bincount(batch, minlength=num_graphs).clamp_min(1).to(x.dtype).view(-1, 1)
-    def mean(t):
-        return t.new_zeros(num_graphs, *t.shape[1:]).index_add_(0, batch, t) / counts.view(
-            -1, *([1] * (t.dim() - 1))
-        )
-    sq = mean(x.pow(2).sum(-1)) + mean(y.pow(2).sum(-1))  # [G, H]
-    cross = 2 * (mean(x) * mean(y)).sum(-1)
-    rho = ((sq + cross) / x.shape[-1]).clamp_min(0.0)
-    a = optimal_a(rho).unsqueeze(-1)  # [G, H, 1]
-    return a.expand(x.shape[0], -1, -1) if num_graphs == 1 else a[batch]
+    return exponents(blocks[0], x), exponents(blocks[1], y)
 
 
 def graph_shifted_features(

@@ -90,7 +90,9 @@ def test_training_on_digits_reduces_loss():
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(15):
+    # 30 steps: over twelve initial seeds every run then ends above 90 % (15 steps left one
+    # draw of the random features on either side of the 80 % line)
+    for _ in range(30):
         optimizer.zero_grad()
         loss = torch.nn.functional.cross_entropy(model(x), y)
         loss.backward()

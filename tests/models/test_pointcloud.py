@@ -194,15 +194,20 @@ def test_training_tells_spheres_from_cubes():
     batch = torch.arange(8).repeat_interleave(48)
     y = torch.tensor([0, 1] * 4)
     model = tiny(2).train()
+    # fresh random features every step, drawn from the global generator: seeded here, so the
+    # run does not depend on what ran before it. Over ten seeds at 60 steps the last losses
+    # were at most 0.03 x the first, and nine of ten runs then classified all eight clouds
+    # with the stored draw (at 30 steps three of ten missed one, and one stayed above 0.5 x)
+    torch.manual_seed(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(30):
+    for _ in range(60):
         optimizer.zero_grad()
         loss = torch.nn.functional.cross_entropy(model(x, pos, batch), y)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert sum(losses[-5:]) / 5 < 0.5 * losses[0]  # fresh random features every step: noisy
+    assert sum(losses[-5:]) / 5 < 0.5 * losses[0]
     assert torch.equal(model.eval()(x, pos, batch).argmax(-1), y)
 
 

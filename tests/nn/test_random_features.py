@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from flt3d.nn import orthogonal_gaussian, positive_features
-from flt3d.nn.random_features import feature_exponents, graph_shifted_features
+from flt3d.nn.random_features import (
+    feature_exponents,
+    graph_pair_moments,
+    graph_shifted_features,
+    shrunk_exponents,
+)
 
 
 def test_blocks_are_orthogonal_and_rows_gaussian():
@@ -83,3 +88,65 @@ def test_bad_shapes():
         positive_features(torch.randn(4, 2, 3), orthogonal_gaussian(2, 5, 4))
     with pytest.raises(ValueError, match="must be positive"):
         orthogonal_gaussian(2, 0, 4)
+
+
+def _pair_moment(x, y):
+    """E over all pairs of (x_i + y_j)(x_i + y_j)^T, by brute force: [H, D, D]."""
+    s = x.unsqueeze(1) + y.unsqueeze(0)  # [n, n, H, D]
+    return torch.einsum("ijhd,ijhe->hde", s, s) / (x.shape[0] * y.shape[0])
+
+
+def test_graph_pair_moments_are_each_graphs_mean_over_its_pairs():
+    gen = torch.Generator().manual_seed(0)
+    batch = torch.tensor([1, 0, 1, 1, 0, 1, 0, 1])  # unsorted
+    x = torch.randn(8, 2, 5, generator=gen, dtype=torch.float64)
+    y = 0.5 * torch.randn(8, 2, 5, generator=gen, dtype=torch.float64) + 0.3
+    moments = graph_pair_moments(x, y, batch, 2)
+    for g in range(2):
+        expected = _pair_moment(x[batch == g], y[batch == g])
+        assert torch.allclose(moments[g], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_shrunk_features_are_unbiased_and_far_less_noisy_than_favor():
+    gen = torch.Generator().manual_seed(0)
+    batch = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 1])
+    x = 0.7 * torch.randn(9, 2, 5, generator=gen, dtype=torch.float64)
+    y = 0.7 * torch.randn(9, 2, 5, generator=gen, dtype=torch.float64)
+    exact = torch.exp(torch.einsum("ihd,jhd->ijh", x, y))
+    same = batch.unsqueeze(1) == batch.unsqueeze(0)
+    shrunk, favor = [], []
+    for seed in range(2000):
+        w = orthogonal_gaussian(
+            2, 8, 5, generator=torch.Generator().manual_seed(seed), dtype=torch.float64,
+            antithetic=True,
+        )  # fmt: skip
+        eq, ek = shrunk_exponents(x, y, w, batch, 2)
+        shrunk.append(torch.einsum("ihm,jhm->ijh", eq.exp(), ek.exp())[same])
+        fq, fk = feature_exponents(x, w), feature_exponents(y, w)
+        favor.append(torch.einsum("ihm,jhm->ijh", fq.exp(), fk.exp())[same])
+    shrunk, favor = torch.stack(shrunk), torch.stack(favor)
+    z = (shrunk.mean(0) - exact[same]) / (shrunk.std(0) / math.sqrt(len(shrunk)))
+    assert z.abs().max() < 4.5  # 78 entries: unbiased
+    # measured: relative std per draw 0.83 against FAVOR+'s 7.7 (mean over the pairs)
+    rel_shrunk = (shrunk.std(0) / exact[same]).mean()
+    rel_favor = (favor.std(0) / exact[same]).mean()
+    assert rel_shrunk < 0.25 * rel_favor, (rel_shrunk, rel_favor)
+
+
+def test_shrunk_exponents_keep_graphs_apart_and_differentiate_twice():
+    gen = torch.Generator().manual_seed(2)
+    batch = torch.tensor([0, 1, 0, 1, 1])
+    # fewer tokens than dimensions: the pair moments are singular, with repeated eigenvalues
+    x = torch.randn(5, 1, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(5, 1, 6, generator=gen, dtype=torch.float64)
+    w = orthogonal_gaussian(1, 4, 6, generator=gen, dtype=torch.float64)
+    eq, ek = shrunk_exponents(x, y, w, batch, 2)
+    alone = batch == 0
+    eq0, ek0 = shrunk_exponents(x[alone], y[alone], w, torch.zeros(2, dtype=torch.long), 1)
+    assert torch.allclose(eq[alone], eq0) and torch.allclose(ek[alone], ek0)
+
+    def energy(x_):
+        q, k = shrunk_exponents(x_, y, w, batch, 2)
+        return torch.logsumexp(q.unsqueeze(1) + k.unsqueeze(0), dim=(0, 1, 2, 3))
+
+    assert torch.autograd.gradgradcheck(energy, (x,))
