@@ -124,42 +124,31 @@ def positive_features(
     return features, stabilizer
 
 
-def feature_exponents(x: Tensor, projection: Tensor, *, a: Tensor | float = 0.0) -> Tensor:
-    r"""Exponents of positive random features of the softmax kernel, before any shift.
+def feature_exponents(x: Tensor, projection: Tensor) -> Tensor:
+    r"""Exponents of FAVOR+ positive random features of the softmax kernel, before any shift.
 
     .. math::
-        \log\phi(x)_m = a\lVert w_m\rVert^2 + \sqrt{1 - 4a}\; w_m\cdot x
-        - \tfrac12\lVert x\rVert^2 + \tfrac{D}{4}\log(1 - 4a) - \tfrac12\log m,
+        \log\phi(x)_m = w_m\cdot x - \tfrac12\lVert x\rVert^2 - \tfrac12\log m,
+        \qquad \mathbb E_w[\phi(x)\cdot\phi(y)] = e^{x\cdot y}.
 
-    for which :math:`\mathbb E_w[\phi(x)\cdot\phi(y)] = e^{x\cdot y}` for every
-    :math:`a < 1/8` (``D`` the input dimension). ``a = 0`` is FAVOR+, ``a < 0`` shrinks the
-    projections (the generalised exponential features of Likhosherstov et al., 2022), and
-    :func:`shrunk_exponents` shrinks them by a matrix fitted to each graph. Working with exponents lets callers choose shifts that can neither overflow nor
-    underflow a whole row.
+    :func:`shrunk_exponents` is the same estimate with the projections shrunk by a matrix
+    fitted to each graph (lower variance). Working with exponents lets callers choose shifts
+    that can neither overflow nor underflow a whole row.
 
     Args:
         x: inputs, ``[N, heads, dim]``.
         projection: ``[heads, m, dim]``, rows marginally standard Gaussian.
-        a: the parameter ``a``, a float or a tensor broadcastable to ``[N, heads, 1]``; the
-            query and key sides of one kernel must use the same value.
 
     Returns:
         ``[N, heads, m]``.
     """
     _check_shapes(x, projection)
     proj = projection.to(x.dtype)
-    # every term rides in one product: x gets the columns [a, c] and the projection [|w|^2, 1],
-    # so autograd keeps no [N, H, m] intermediate besides the result
+    # the constant rides in the product as one more column, so autograd keeps no [N, H, m]
+    # intermediate besides the result
     c = -0.5 * x.pow(2).sum(dim=-1, keepdim=True) - 0.5 * math.log(projection.shape[1])
-    if isinstance(a, float) and a == 0.0:
-        ones = proj.new_ones(*proj.shape[:2], 1)
-        return torch.einsum("nhd,hmd->nhm", torch.cat([x, c], -1), torch.cat([proj, ones], -1))
-    a = torch.as_tensor(a, dtype=x.dtype, device=x.device)
-    shrink = 1 - 4 * a
-    c = c + 0.25 * x.shape[-1] * shrink.log()
-    columns = [x * shrink.sqrt(), a.expand(*x.shape[:2], 1), c.expand(*x.shape[:2], 1)]
-    rows = [proj, proj.pow(2).sum(-1, keepdim=True), proj.new_ones(*proj.shape[:2], 1)]
-    return torch.einsum("nhd,hmd->nhm", torch.cat(columns, -1), torch.cat(rows, -1))
+    ones = proj.new_ones(*proj.shape[:2], 1)
+    return torch.einsum("nhd,hmd->nhm", torch.cat([x, c], -1), torch.cat([proj, ones], -1))
 
 
 def graph_pair_moments(x: Tensor, y: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
@@ -200,7 +189,7 @@ def shrunk_exponents(
     x: Tensor, y: Tensor, projection: Tensor, batch: Tensor, num_graphs: int, *, sizes=None
 ) -> tuple[Tensor, Tensor]:
     r"""Exponents of query and key random features shrunk per graph along the principal
-    directions of its inputs: the matrix form of :func:`feature_exponents`' ``a``,
+    directions of its inputs,
 
     .. math::
         \log\phi(x)_m = w_m^\top A w_m + w_m^\top B x - \tfrac12\lVert x\rVert^2
@@ -208,11 +197,12 @@ def shrunk_exponents(
 
     with ``M`` the graph's :func:`graph_pair_moments`. For every symmetric positive definite
     ``B`` the estimate is unbiased, :math:`\mathbb E_w[\phi(x)\cdot\phi(y)] = e^{x\cdot y}`
-    (``B = b I`` is :func:`feature_exponents` with :math:`1 - 4a = b^2`). Along an eigenvector
-    of ``M`` with eigenvalue :math:`\rho`, :math:`b = 1 + \rho` is the variance-optimal shrink
-    of the generalised exponential features to first order (:math:`b^2 = 1 + 2\rho +
-    O(\rho^2)`), fitted direction by direction rather than one scalar for all (``M = 0`` is
-    FAVOR+); for large :math:`\rho` it shrinks more than the optimum, which grows like
+    (``B = b I`` is the scalar shrink of the generalised exponential features of
+    Likhosherstov et al., 2022, with :math:`1 - 4a = b^2`; ``B = I`` is
+    :func:`feature_exponents`). Along an eigenvector of ``M`` with eigenvalue :math:`\rho`,
+    :math:`b = 1 + \rho` is the variance-optimal shrink to first order (:math:`b^2 = 1 +
+    2\rho + O(\rho^2)`), fitted direction by direction rather than one scalar for all; for
+    large :math:`\rho` it shrinks more than the optimum, which grows like
     :math:`\sqrt\rho`, at a small cost in variance. ``B`` shares ``M``'s eigenvectors, which
     matters: a Cholesky factor of :math:`I + 2M` in its place is as unbiased but noisier.
     Each graph's ``M`` comes from its own queries and keys, so graphs stay independent; it is
